@@ -187,7 +187,7 @@ def adam_step(p, lr, momentum, mom_damp, step, sqr_mom, sqr_damp, grad_avg, sqr_
     p.addcdiv_(grad_avg / debias(momentum, mom_damp, step), unbiased_sqr.sqrt().add_(eps), value=-lr)
 adam_step.defaults = dict(eps=1e-5)
 
-# %% ../nbs/11_optimizers.ipynb #613c4f8b
+# %% ../nbs/11_optimizers.ipynb #f2a70e89
 def lamb_step(p, lr, momentum, mom_damp, step, sqr_mom, sqr_damp, grad_avg, sqr_avg, eps, wd, **_):
     "LAMB's step: Adam's update plus `wd*p`, scaled by the trust ratio `||p||/||update||` (at most 10)."
     unbiased_sqr = sqr_avg / debias(sqr_mom, sqr_damp, step)
@@ -209,7 +209,7 @@ class Lamb(StatOptimizer):
         super().__init__(params, [lamb_step], [AverageGrad(dampening=True), AverageSqrGrad(), StepCount()],
                          lr=lr, wd=wd, momentum=momentum, sqr_mom=sqr_mom, eps=eps)
 
-# %% ../nbs/11_optimizers.ipynb #a52c5657
+# %% ../nbs/11_optimizers.ipynb #cfe9d1f0
 def annealer(f):
     "Decorator: `f(start, end, pos)` becomes `f(start, end)`, which returns the schedule `pos -> value` for pos in [0, 1]."
     @wraps(f)
@@ -236,7 +236,7 @@ def sched_exp(start, end, pos):
     "From `start` to `end` by a constant factor per unit of `pos` (straight on a log scale); both must be > 0."
     return start * (end/start)**pos
 
-# %% ../nbs/11_optimizers.ipynb #6ecf6971
+# %% ../nbs/11_optimizers.ipynb #07223ed6
 def combine_scheds(pcts:list, # the fraction of training each schedule covers: positive, summing to 1
                    scheds:list # schedules, functions of a position in [0, 1]
                   ):
@@ -253,7 +253,7 @@ def combine_scheds(pcts:list, # the fraction of training each schedule covers: p
         return scheds[i]((pos - starts[i]) / pcts[i])
     return combined
 
-# %% ../nbs/11_optimizers.ipynb #89bb5be9
+# %% ../nbs/11_optimizers.ipynb #3f9413d7
 def one_cycle(max_lr:float, # the peak value
               pct_start:float=0.3, # the fraction of training spent warming up
               div_factor:float=25., # the schedule starts at `max_lr/div_factor`
