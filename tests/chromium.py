@@ -149,7 +149,16 @@ class Page:
         res = self.cmd('Page.navigate', {'url': url})
         if res.get('errorText'): raise CDPError(f"could not open {url}: {res['errorText']}")
         if not self._pump('Page.loadEventFired', self.b.timeout): raise CDPError(f'{url} did not load')
+        self.wait_for(f'location.href.startsWith({json.dumps(url.split("#")[0])}) && document.readyState == "complete"')
         self._pump(timeout=settle)
+
+    def wait_for(self, js, timeout=None):
+        "Wait until the JavaScript expression `js` is true; returns whether it became so in time."
+        end = time.time() + (timeout or self.b.timeout)
+        while time.time() < end:
+            if self.eval(f'!!({js})'): return True
+            self._pump(timeout=0.05)
+        return False
 
     def eval(self, js):
         "The value of the JavaScript expression `js` (JSON-able), awaiting it if it is a promise."

@@ -88,7 +88,8 @@ SECTION_JS = r'''(name => {
 
 @pytest.fixture(scope='session')
 def browsed(server):
-    "Open every page in Chromium once: {page: what the page shows}, plus the documented section."
+    """Open every page in Chromium once: ({page: what it shows, with the documented section on its
+    page}, what a search for the documented name shows)."""
     assert find_chromium(), 'no Chromium: `apt-get install chromium` (.ci/run does it)'
     SHOTS.mkdir(parents=True, exist_ok=True)
     res, name, doc_page = {}, *documented_name()
@@ -104,7 +105,18 @@ def browsed(server):
             info['console_errors'] = p.console_errors
             res[page] = info
             p.close()
-    return res
+        # the search page works offline too: it finds the documented name on its page
+        p = b.open(server + f'search.html?q={name}')
+        found = p.wait_for('document.querySelectorAll("#search-results li a").length > 0', timeout=10)
+        hits = p.eval('[...document.querySelectorAll("#search-results li a")].map(a => a.href)') if found else []
+        search = dict(found=hits, console_errors=p.console_errors)
+        p.screenshot(SHOTS/'search.png')
+    return res, search
+
+@pytest.fixture(scope='session')
+def pages(browsed):
+    "{page: what it shows} for the home page and every notebook's page."
+    return browsed[0]
 
 # ---------------------------------------------------------------------------------------------
 # the checks
@@ -115,18 +127,17 @@ def test_every_notebook_has_a_page(site):
     missing = [nb.name for nb in NOTEBOOKS if not (site/f'{page_name(nb.name)}.html').exists()]
     assert not missing, f'no page in _docs/ for {missing}'
 
-def test_page_titles(browsed):
+def test_page_titles(pages):
     for nb in NOTEBOOKS:
         page, title = page_name(nb.name), nb_title(nb)
         want = SITE_TITLE if page == 'index' else f'{title} - {SITE_TITLE}'
-        assert browsed[page]['title'] == want, f'{page}.html: <title> is {browsed[page]["title"]!r}'
-        assert browsed[page]['h1'] == title, f'{page}.html: the heading is {browsed[page]["h1"]!r}, not {title!r}'
+        assert pages[page]['title'] == want, f'{page}.html: <title> is {pages[page]["title"]!r}'
+        assert pages[page]['h1'] == title, f'{page}.html: the heading is {pages[page]["h1"]!r}, not {title!r}'
 
-def test_sidebar_lists_every_lesson(browsed, server):
+def test_sidebar_lists_every_lesson(pages, server):
     want = [(nb_title(nb), server + f'{page_name(nb.name)}.html') for nb in LESSONS]
-    for page, info in browsed.items():
-        have = {(a['text'], urldefrag(a['href'])[0]) for a in info['sidebar']}
-        have |= {(a['text'], server + f'{page}.html') for a in info['sidebar'] if urldefrag(a['href'])[0] == server + f'{page}.html'}
+    for page, info in pages.items():
+        have = {(a['text'], urldefrag(a['href'])[0]) for a in info['sidebar']}  # the current page's is '#'
         missing = [w for w in want if w not in have]
         assert not missing, f'the sidebar of {page}.html lacks {missing}; it has {info["sidebar"]}'
 
@@ -137,9 +148,9 @@ def _fetch(url, cache={}):
         except urllib.error.HTTPError as e: cache[url] = (e.code, '')
     return cache[url]
 
-def test_internal_links_resolve(browsed, server):
+def test_internal_links_resolve(pages, server):
     bad = []
-    for page, info in browsed.items():
+    for page, info in pages.items():
         for link in sorted(set(info['links'])):
             if not link.startswith(server): continue  # an external link: not ours to check offline
             url, frag = urldefrag(link)
@@ -149,18 +160,18 @@ def test_internal_links_resolve(browsed, server):
                 bad.append(f'{page}.html -> {link}: no element with id {frag!r} there')
     assert not bad, 'broken internal links:\n' + '\n'.join(bad)
 
-def test_lesson_pages_show_output_images(browsed):
+def test_lesson_pages_show_output_images(pages):
     for nb in LESSONS:
         page = page_name(nb.name)
-        imgs = browsed[page]['images']
+        imgs = pages[page]['images']
         broken = [i['src'] for i in imgs if not i['loaded']]
         assert not broken, f'{page}.html: images that do not load: {broken}'
         assert any(i['output'] for i in imgs), (f'{page}.html shows no saved output image: '
                                                  f'does {nb.name} save its plots (tools/execute.py)?')
 
-def test_documented_section_has_parameter_table(browsed):
+def test_documented_section_has_parameter_table(pages):
     name, doc_page = documented_name()
-    sec = browsed[doc_page.removesuffix('.html')].get('section')
+    sec = pages[doc_page.removesuffix('.html')].get('section')
     assert sec, f'{doc_page}: no section headed {name!r} (show_doc output missing?)'
     assert sec.get('headers'), f'{doc_page}: the {name!r} section has no parameter table'
     assert sec['visible'], f'{doc_page}: the parameter table of {name!r} is not displayed'
@@ -170,12 +181,18 @@ def test_documented_section_has_parameter_table(browsed):
     assert params and all(p.lstrip('*') in sec['signature'] for p in params), (params, sec['signature'])
     assert any(r[3] for r in sec['rows']), f'{name}: no docments comment in its table: {sec["rows"]}'
 
+def test_search_finds_the_documented_name(browsed, server):
+    (name, doc_page), search = documented_name(), browsed[1]
+    assert search['found'], f'searching for {name} found nothing'
+    assert any(urldefrag(u)[0] == server + doc_page for u in search['found']), search['found']
+
 def test_no_console_errors(browsed):
-    errs = {p: i['console_errors'] for p, i in browsed.items() if i['console_errors']}
+    pages, search = browsed
+    errs = {p: i['console_errors'] for p, i in [*pages.items(), ('search', search)] if i['console_errors']}
     assert not errs, f'console errors: {errs}'
 
-def test_screenshots_saved(browsed):
-    for page in browsed: assert (SHOTS/f'{page}.png').stat().st_size > 1000, page
+def test_screenshots_saved(pages):
+    for page in [*pages, 'search']: assert (SHOTS/f'{page}.png').stat().st_size > 1000, page
 
 def test_quarto_config_is_nbdevs():
     "Where quarto is installed, `nbdev_docs` renders the same notebooks: its config is what nbdev writes."
