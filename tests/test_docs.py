@@ -23,12 +23,20 @@ BUILD_TIMEOUT = 600
 SITE_TITLE = 'miniai'
 
 def nb_title(nb: Path) -> str:
-    "The title a notebook gives its page: the `# Title` of its first markdown cell."
+    "The title a notebook gives its page, as text: the `# Title` of its first markdown cell."
     for cell in json.loads(nb.read_text(encoding='utf-8'))['cells']:
         if cell['cell_type'] == 'markdown':
             m = re.search(r'^#\s+(.+?)\s*$', ''.join(cell['source']), re.MULTILINE)
-            if m: return m.group(1)
+            if m: return re.sub(r'\[([^]]*)\]\([^)]*\)', r'\1', m.group(1)).replace('`', '').replace('**', '')
     return page_name(nb.name)
+
+_HIDDEN = re.compile(r'^\s*#\|\s*(hide|export|exporti|include:\s*false|output:\s*false)\s*$', re.MULTILINE)
+
+def nb_images(nb: Path) -> int:
+    "How many pictures the notebook's shown cells saved as outputs."
+    return sum(1 for c in json.loads(nb.read_text(encoding='utf-8'))['cells']
+               if c['cell_type'] == 'code' and not _HIDDEN.search(''.join(c['source']))
+               for o in c.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {})))
 
 def documented_name():
     "The exported name whose show_doc table we check: `Learner` once lesson 08 exports it."
@@ -59,22 +67,26 @@ def server(site):
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
     srv.shutdown(); srv.server_close(); th.join(10)
 
-PAGE_JS = r'''(() => {
+# a heading's text, without its '#' permalink
+HEADING_TEXT = r'''const headingText = h => { const c = h.cloneNode(true);
+  c.querySelectorAll('.headerlink').forEach(a => a.remove()); return c.textContent.trim(); };'''
+
+PAGE_JS = '{' + HEADING_TEXT + r'''(() => {
   const all = s => [...document.querySelectorAll(s)];
   return {
     title: document.title,
-    h1: (document.querySelector('article h1')?.firstChild?.textContent || '').trim(),
+    h1: headingText(document.querySelector('article h1') || document.createElement('h1')),
     sidebar: all('.sidebar-tree a.reference').map(a => ({text: a.textContent.trim(), href: a.href})),
     links: all('a[href]').map(a => a.href),
     images: all('article img').map(i => ({src: i.src, loaded: i.complete && i.naturalWidth > 0,
                                           output: !!i.closest('.cell_output')})),
   };
-})()'''
+})()}'''
 
-SECTION_JS = r'''(name => {
+SECTION_JS = '{' + HEADING_TEXT + r'''(name => {
   for (const s of document.querySelectorAll('section')) {
     const h = s.querySelector(':scope > h1, :scope > h2, :scope > h3, :scope > h4, :scope > h5, :scope > h6');
-    if (!h || h.firstChild.textContent.trim() !== name) continue;
+    if (!h || headingText(h) !== name) continue;
     const t = s.querySelector('table');
     if (!t) return {id: s.id, table: null};
     const r = t.getBoundingClientRect();
@@ -84,7 +96,7 @@ SECTION_JS = r'''(name => {
             signature: (s.querySelector('pre')?.textContent || '').trim()};
   }
   return null;
-})'''
+})(__NAME__)}'''
 
 @pytest.fixture(scope='session')
 def browsed(server):
@@ -100,7 +112,7 @@ def browsed(server):
             info = p.eval(PAGE_JS)
             p.screenshot(SHOTS/f'{page}.png')
             if page == doc_page.removesuffix('.html'):
-                info['section'] = p.eval(f'{SECTION_JS}({json.dumps(name)})')
+                info['section'] = p.eval(SECTION_JS.replace('__NAME__', json.dumps(name)))
                 if info['section']: p.screenshot(SHOTS/f'{page}-{name}.png', selector=f'section#{info["section"]["id"]}')
             info['console_errors'] = p.console_errors
             res[page] = info
@@ -128,18 +140,21 @@ def test_every_notebook_has_a_page(site):
     assert not missing, f'no page in _docs/ for {missing}'
 
 def test_page_titles(pages):
+    bad = []
     for nb in NOTEBOOKS:
         page, title = page_name(nb.name), nb_title(nb)
         want = SITE_TITLE if page == 'index' else f'{title} - {SITE_TITLE}'
-        assert pages[page]['title'] == want, f'{page}.html: <title> is {pages[page]["title"]!r}'
-        assert pages[page]['h1'] == title, f'{page}.html: the heading is {pages[page]["h1"]!r}, not {title!r}'
+        if pages[page]['title'] != want: bad.append(f'{page}.html: <title> is {pages[page]["title"]!r}, not {want!r}')
+        if pages[page]['h1'] != title: bad.append(f'{page}.html: the heading is {pages[page]["h1"]!r}, not {title!r}')
+    assert not bad, '\n'.join(bad)
 
 def test_sidebar_lists_every_lesson(pages, server):
     want = [(nb_title(nb), server + f'{page_name(nb.name)}.html') for nb in LESSONS]
+    bad = []
     for page, info in pages.items():
         have = {(a['text'], urldefrag(a['href'])[0]) for a in info['sidebar']}  # the current page's is '#'
-        missing = [w for w in want if w not in have]
-        assert not missing, f'the sidebar of {page}.html lacks {missing}; it has {info["sidebar"]}'
+        if missing := [w for w in want if w not in have]: bad.append(f'the sidebar of {page}.html lacks {missing}')
+    assert not bad, '\n'.join(bad) + f"\n(the home page's sidebar: {pages['index']['sidebar']})"
 
 def _fetch(url, cache={}):
     if url not in cache:
@@ -161,13 +176,16 @@ def test_internal_links_resolve(pages, server):
     assert not bad, 'broken internal links:\n' + '\n'.join(bad)
 
 def test_lesson_pages_show_output_images(pages):
+    bad = []
     for nb in LESSONS:
         page = page_name(nb.name)
         imgs = pages[page]['images']
-        broken = [i['src'] for i in imgs if not i['loaded']]
-        assert not broken, f'{page}.html: images that do not load: {broken}'
-        assert any(i['output'] for i in imgs), (f'{page}.html shows no saved output image: '
-                                                 f'does {nb.name} save its plots (tools/execute.py)?')
+        shown = sum(i['output'] and i['loaded'] for i in imgs)
+        if broken := [i['src'] for i in imgs if not i['loaded']]: bad.append(f'{page}.html: images that do not load: {broken}')
+        if shown != nb_images(nb): bad.append(f'{page}.html shows {shown} output images; {nb.name} saved {nb_images(nb)}')
+        if not shown: bad.append(f'{page}.html shows no saved output image: a lesson should save at least one '
+                                 f'plot (run it with tools/execute.py)')
+    assert not bad, '\n'.join(bad)
 
 def test_documented_section_has_parameter_table(pages):
     name, doc_page = documented_name()
@@ -224,8 +242,8 @@ def test_converter_links(tmp_path):
     c = Converter(nbs, syms, tmp_path)
     assert c.labels == {'load_fmnist': 'data', 'learner': 'learner'}
     site = site_url()
-    cases = {'`load_fmnist`': '[`load_fmnist`](#load_fmnist)',
-             '`Learner.fit()`': '[`Learner.fit()`](#learner)',  # no section of its own: its class's
+    cases = {'`load_fmnist`': '[`load_fmnist`](#api-load_fmnist)',
+             '`Learner.fit()`': '[`Learner.fit()`](#api-learner)',  # no section of its own: its class's
              f'[`x`]({site}/data.html#_private)': '[`x`](data.ipynb)',  # nbdev's link, no section: the page
              '[map](nbs/00_data.ipynb)': '[map](data.ipynb)',  # the README's link to a lesson
              '[idx](00_data.ipynb#the-idx-format)': '[idx](data.ipynb#the-idx-format)',
@@ -234,7 +252,7 @@ def test_converter_links(tmp_path):
              '```\n`load_fmnist`\n```': '```\n`load_fmnist`\n```'}
     for md, want in cases.items(): assert c.links(md) == want, md
     sd = lambda nb: [x['source'] for x in c.convert(nbs[nb], nb)['cells']]
-    assert sd('08_learner.ipynb') == ['(learner)=\n## Learner\n\ntable']
+    assert sd('08_learner.ipynb') == ['(api-learner)=\n## Learner\n\ntable']
     assert sd('11_sgd.ipynb') == ['## Learner\n\ntable']
 
 def test_table_renderer():

@@ -175,11 +175,12 @@ def _showdoc_md(cell) -> str:
                    if 'text/markdown' in o.get('data', {}))
 
 _re_sd_head = re.compile(r'^(#{1,6}) (\S+)')
+LABEL = 'api-'  # labels of documented names: `api-learner`, never the same as a page's name (`learner`)
 
 class Converter:
     """Convert the processed notebooks of one site (`nbs` maps notebook names to their JSON).
 
-    Each documented name gets a label, `(load_fmnist)=`, that nbdev's anchor (`data.html#load_fmnist`)
+    Each documented name gets a label, `(api-load_fmnist)=`, that nbdev's anchor (`data.html#load_fmnist`)
     turns into; a name documented on two pages is labelled once, on the page of the module that
     exports it. A link to a name that has no section of its own (a method without a `show_doc`)
     goes to its class's section, or else to its page."""
@@ -206,8 +207,8 @@ class Converter:
         elif name.endswith('.html') and name[:-5] in self.pages.values(): page = name[:-5]
         else: return self._repo_file(path, anchor)
         a = anchor.lower()
-        if a in self.labels: return f'#{a}'  # a label: Sphinx finds it on whichever page has it
-        if a.split('.')[0] in self.labels: return f"#{a.split('.')[0]}"  # a method: its class
+        if a in self.labels: return f'#{LABEL}{a}'  # a label: Sphinx finds it on whichever page has it
+        if a.split('.')[0] in self.labels: return f"#{LABEL}{a.split('.')[0]}"  # a method: its class
         # nbdev's own link to a name with no section: the page; an author's link to a heading: kept
         return f'{page}.ipynb' + (f'#{anchor}' if anchor and not name.endswith('.html') else '')
 
@@ -280,7 +281,7 @@ class Converter:
                 if m := _re_sd_head.match(text):  # nest it under the section it sits in, with its label
                     label = m.group(2).lower()
                     text = '#'*min(level+1, 6) + text[len(m.group(1)):]
-                    if self.labels.get(label) == page: text = f'({label})=\n{text}'
+                    if self.labels.get(label) == page: text = f'({LABEL}{label})=\n{text}'
                 md(self.links(text)); continue
             tags = []
             if d.get('echo') == 'false': tags.append('remove-input')
