@@ -30,7 +30,11 @@ demo: $(STAMP)
 	@$(PY) -c $$'import sys\nfrom miniai.data import find_fmnist, DataNotFoundError\ntry: print("Fashion-MNIST:", find_fmnist())\nexcept DataNotFoundError as e: sys.exit(str(e))'
 	$(PY) -m miniai.cli --out out $(ARGS)
 
-docs bench:
+# The docs site, offline: nbdev processes the notebooks, Sphinx + myst-nb + furo render them (see tools/build_docs.py).
+docs: $(STAMP)
+	$(PY) tools/build_docs.py
+
+bench:
 	@echo "make $@: not yet: it arrives with a later lesson (see README.md)"; exit 1
 
 clean-venv:
