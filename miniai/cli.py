@@ -53,7 +53,9 @@ def parse_args(argv=None # the arguments, without the program name; default: `sy
     p.add_argument('--small', action='store_true', help='use the 10%% subset of the data (also: MINIAI_SMALL=1)')
     p.add_argument('--out', type=Path, default=Path('out'), help='folder for the PNGs (default: out)')
     p.add_argument('--device', type=_device, default=def_device, help=f'cpu, cuda, mps, ... (default: {def_device})')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir(): p.error(f'argument --out: {str(args.out)!r} is a file, not a folder')
+    return args
 
 # %% ../nbs/08a_cli.ipynb #b80953eb
 @torch.no_grad()
@@ -100,7 +102,7 @@ def train(epochs=5, # epochs to train
          ):
     "Train the lesson CNN on Fashion-MNIST; write the loss plot and a grid of predictions to `out`"
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)  # fail now, not after training, if `out` cannot be a folder
+    out.mkdir(parents=True, exist_ok=True)  # fail now, not after training, if we may not write there
     dls = fashion_dls(bs=bs, small=small)
     print(f'training the lesson CNN on {device} for {epochs} epoch(s), batch size {bs}, lr {lr:g}')
     metrics = MetricsCB(accuracy=Accuracy())
@@ -124,7 +126,7 @@ def main(argv=None # the arguments, without the program name; default: `sys.argv
     except DataNotFoundError as e:
         print(f'miniai-train: {e}', file=sys.stderr)
         return 1
-    except OSError as e:  # e.g. --out names a file, or a folder we may not write to
+    except OSError as e:  # e.g. a folder we may not write to
         print(f'miniai-train: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

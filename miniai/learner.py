@@ -247,7 +247,7 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/08_learner.ipynb #dcc2f0fc
+# %% ../nbs/08_learner.ipynb #ee76c5c1
 def to_cpu(x):
     "Detach `x` and copy it to the CPU, through dicts, lists and tuples; half precision becomes float32"
     if isinstance(x, Mapping): return type(x)({k: to_cpu(v) for k, v in x.items()})
@@ -258,7 +258,7 @@ def to_cpu(x):
     x = x.detach().cpu()
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
-# %% ../nbs/08_learner.ipynb #ee76c5c1
+# %% ../nbs/08_learner.ipynb #6027aa13
 class MetricsCB(Callback):
     "Track the loss and metrics (objects with update/compute/reset) per pass; state stays on the device until `after_epoch`"
     def __init__(self, *ms, **metrics):
@@ -293,7 +293,7 @@ class MetricsCB(Callback):
         self.history.append(row)
         self.log_fn({k: f'{v:.3f}' if isinstance(v, float) else v for k, v in row.items()})
 
-# %% ../nbs/08_learner.ipynb #bdfb8c5e
+# %% ../nbs/08_learner.ipynb #286e3a1e
 class DeviceCB(Callback):
     "Put the model on `device` when `fit` starts and every batch on it before `predict`"
     def __init__(self, device=def_device): self.device = device
@@ -301,7 +301,7 @@ class DeviceCB(Callback):
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 
-# %% ../nbs/08_learner.ipynb #d68b0b9a
+# %% ../nbs/08_learner.ipynb #105d9a53
 def _in_notebook():
     "Can rich output be displayed? True in a Jupyter kernel, in Colab, and in nbdev's notebook runner (execnb)"
     ipy = sys.modules.get('IPython')
@@ -315,9 +315,9 @@ class ProgressCB(Callback):
                  plot=False, # plot the training and validation losses?
                  fname=None, # save the plot here at the end of fit (default in a terminal: 'loss.png')
                  plot_every=3., # in a notebook, redraw the plot at most this often (seconds)
-                 comment_every=0.3 # read the loss for the batch bar at most this often (seconds)
+                 bar_every=0.5 # redraw the batch bar, with the loss read for it, at most this often (seconds)
                 ):
-        self.plot, self.fname, self.plot_every, self.comment_every = plot, fname, plot_every, comment_every
+        self.plot, self.fname, self.plot_every, self.bar_every = plot, fname, plot_every, bar_every
 
     def before_fit(self, learn):
         self.notebook = _in_notebook()
@@ -339,11 +339,12 @@ class ProgressCB(Callback):
         if not self.bars: return
         total = len(learn.dl) if hasattr(learn.dl, '__len__') else 'noinfer'
         learn.dl = self.pbar = self.mbar.progress(learn.dl, leave=False, total=total)
+        self.pbar.update_every = self.bar_every  # fastprogress's default is 0.2s
 
     def after_batch(self, learn):
         if self.plot and learn.training: self.pending.append(learn.loss.detach())
         now = time.perf_counter()
-        if self.bars and now - self.t_comment >= self.comment_every:
+        if self.bars and now - self.t_comment >= self.bar_every:
             self.pbar.comment, self.t_comment = f'{learn.loss.item():.3f}', now
         if self.plot and self.notebook and now - self.t_plot >= self.plot_every: self._draw()
 
@@ -374,7 +375,7 @@ class ProgressCB(Callback):
             save_loss_plot(self._curves(), fname)
             if not self.notebook: print(f'loss plot saved to {fname}')
 
-# %% ../nbs/08_learner.ipynb #bab6261f
+# %% ../nbs/08_learner.ipynb #2b2b0ab1
 def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
                    fname # the PNG file to write (its folder is created)
                   ):
@@ -387,7 +388,7 @@ def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, 
     Path(fname).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(fname, dpi=80, bbox_inches='tight')
 
-# %% ../nbs/08_learner.ipynb #8693636a
+# %% ../nbs/08_learner.ipynb #fa97bcbe
 class TrainLearner(Learner):
     "A `Learner` with the usual steps of a batch as methods: model on `batch[0]`, loss against `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -396,7 +397,7 @@ class TrainLearner(Learner):
     def step(self): self.opt.step()
     def zero_grad(self): self.opt.zero_grad()
 
-# %% ../nbs/08_learner.ipynb #fa97bcbe
+# %% ../nbs/08_learner.ipynb #e2cb7b60
 class MomentumLearner(TrainLearner):
     "`TrainLearner` that keeps `mom` times the gradients instead of zeroing them: with plain SGD, SGD with momentum"
     def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD,
@@ -410,13 +411,13 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad *= self.mom
 
-# %% ../nbs/08_learner.ipynb #0023a2ab
+# %% ../nbs/08_learner.ipynb #1f1f8ca5
 class SingleBatchCB(Callback):
     "Stop `fit` after the first batch, to check that a setup runs"
     order = 1
     def after_batch(self, learn): raise CancelFitException()
 
-# %% ../nbs/08_learner.ipynb #c4b3402b
+# %% ../nbs/08_learner.ipynb #298b5b57
 class LRFinderCB(Callback):
     "Multiply the learning rate by `gamma` every batch, recording the loss; stop when it exceeds `max_mult` x its minimum"
     def __init__(self, gamma=1.3, max_mult=3): self.gamma, self.max_mult = gamma, max_mult

@@ -41,9 +41,10 @@ def test_bad_argument_gives_usage_not_traceback(tmp_path, args, says):
 def test_out_that_is_a_file(tmp_path):
     (tmp_path/'out').write_text('not a folder')
     r = run_cli('--small', '--out', 'out', cwd=tmp_path, timeout=120)
-    assert r.returncode == 1
-    assert r.stderr.startswith('miniai-train: ') and 'out' in r.stderr and 'Traceback' not in r.stderr, r.stderr
-    assert 'training' not in r.stdout, 'it fails before training'
+    assert r.returncode == 2
+    assert r.stderr.startswith('usage: miniai-train'), r.stderr
+    assert "argument --out: 'out' is a file, not a folder" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.stdout == '', 'it fails before training'
 
 def test_console_script_declared():
     cfg = configparser.ConfigParser(delimiters=['='])
