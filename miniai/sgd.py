@@ -8,11 +8,14 @@ import bisect, itertools, math
 from functools import partial, wraps
 import torch
 from torch import optim
+import matplotlib.pyplot as plt
+from .learner import Callback
 
 # %% auto #0
 __all__ = ['SGD', 'Momentum', 'RMSProp', 'Adam', 'Stat', 'AverageGrad', 'AverageSqrGrad', 'StepCount', 'StatOptimizer',
            'sgd_step', 'wd_step', 'momentum_step', 'debias', 'adam_step', 'lamb_step', 'Lamb', 'annealer', 'sched_lin',
-           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle']
+           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle', 'BaseSchedCB', 'BatchSchedCB',
+           'EpochSchedCB', 'HasLearnCB', 'RecorderCB', 'ParamSchedCB']
 
 # %% ../nbs/11_optimizers.ipynb #faece8d4
 class SGD(optim.Optimizer):
@@ -262,3 +265,65 @@ def one_cycle(max_lr:float, # the peak value
     "The cosine one-cycle schedule: up from `max_lr/div_factor` to `max_lr`, then down to a tiny value."
     start = max_lr/div_factor
     return combine_scheds([pct_start, 1-pct_start], [sched_cos(start, max_lr), sched_cos(max_lr, start/final_div_factor)])
+
+# %% ../nbs/11_optimizers.ipynb #b5923c76
+class BaseSchedCB(Callback):
+    "Build the PyTorch scheduler `sched(learn.opt)` when `fit` starts, as `self.schedo`; subclasses choose when it steps."
+    def __init__(self, sched): self.sched = sched  # a function of the optimizer returning a scheduler
+    def before_fit(self, learn): self.schedo = self.sched(learn.opt)
+    def _step(self, learn):
+        if learn.training: self.schedo.step()
+
+class BatchSchedCB(BaseSchedCB):
+    "Step the scheduler after every training batch."
+    def after_batch(self, learn): self._step(learn)
+
+class EpochSchedCB(BaseSchedCB):
+    "Step the scheduler after every training epoch."
+    def after_epoch(self, learn): self._step(learn)
+
+# %% ../nbs/11_optimizers.ipynb #13c1bb67
+class HasLearnCB(Callback):
+    "Keep the `Learner` as `self.learn` while `fit` runs (cleared at `cleanup_fit`, also after a cancel or an error)."
+    def before_fit(self, learn): self.learn = learn
+    def cleanup_fit(self, learn): self.learn = None
+
+# %% ../nbs/11_optimizers.ipynb #72435c16
+class RecorderCB(HasLearnCB):
+    "Record `f(self)` for every `name=f` after each optimizer step, in `recs[name]`; `self.pg` is the first param group."
+    def __init__(self, **d): self.d = d  # name=function of this callback, e.g. lr=lambda cb: cb.pg['lr']
+    def before_fit(self, learn):
+        super().before_fit(learn)
+        self.recs = {k: [] for k in self.d}
+        self.pg = learn.opt.param_groups[0]
+    def after_step(self, learn):
+        for k, f in self.d.items(): self.recs[k].append(f(self))
+    def plot(self, figsize=None # the figure size; default: 4x3 inches per panel
+            ):
+        "One panel per recorded value, against the step."
+        fig, axs = plt.subplots(1, len(self.recs), figsize=figsize or (4*len(self.recs), 3), squeeze=False)
+        for ax, (k, v) in zip(axs[0], self.recs.items()):
+            ax.plot([float(o) for o in v]); ax.set_title(k); ax.set_xlabel('step')
+        return axs[0]
+
+# %% ../nbs/11_optimizers.ipynb #80904927
+def _n_train_batches(learn):
+    "How many batches the training data gives per epoch."
+    dls = learn.dls
+    return len(dls.train if hasattr(dls, 'train') else dls[0])
+
+class ParamSchedCB(Callback):
+    "Before each training batch set every param group's `name` to `sched(pos)` for each `name=sched`; pos goes 0 to 1 over `fit`."
+    def __init__(self, **scheds): self.scheds = scheds  # name=schedule, a function of the position in [0, 1]
+    def before_fit(self, learn):
+        missing = [k for k in self.scheds if k not in learn.opt.param_groups[0]]
+        if missing:
+            raise KeyError(f"ParamSchedCB: the optimizer's param groups have no {missing}; "
+                           f"they have {sorted(k for k in learn.opt.param_groups[0] if k != 'params')}")
+        self.n, self.total = 0, learn.n_epochs * _n_train_batches(learn)
+    def before_batch(self, learn):
+        if not learn.training: return
+        pos = min(self.n / max(self.total - 1, 1), 1.)
+        for g in learn.opt.param_groups:
+            for k, f in self.scheds.items(): g[k] = f(pos)
+        self.n += 1
