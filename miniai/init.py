@@ -13,7 +13,8 @@ from .conv import conv, def_device
 from .activations import Hook
 
 # %% auto #0
-__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'get_model', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init']
+__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'get_model', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init',
+           'RunningBatchNorm']
 
 # %% ../nbs/10_initializing.ipynb #743cc2cd
 def _ipython():
@@ -130,3 +131,37 @@ def lsuv_init(model:nn.Module, # the model; `xb` goes through all of it
                        f"{why}; reached mean {h.mean:.4g}, std {h.std:.4g}. An activation whose output mean cannot be 0 "
                        f"(a plain ReLU) cannot get there: use one that can, such as GeneralRelu(leak=0.1, sub=0.4), "
                        f"or raise `tol` or `max_iters`.")
+
+# %% ../nbs/10_initializing.ipynb #6fc53d07
+class RunningBatchNorm(nn.Module):
+    "Batch norm that normalises with running averages of the batch statistics in training as well as in evaluation."
+    def __init__(self,
+                 nf:int, # number of channels
+                 mom:float=0.1, # weight of each new batch in the running averages
+                 eps:float=1e-5 # added to the variance
+                ):
+        super().__init__()
+        self.mom, self.eps = mom, eps
+        self.mults = nn.Parameter(torch.ones(nf, 1, 1))
+        self.adds = nn.Parameter(torch.zeros(nf, 1, 1))
+        self.register_buffer('sums', torch.zeros(1, nf, 1, 1))   # running averages of each channel's sum of values,
+        self.register_buffer('sqrs', torch.zeros(1, nf, 1, 1))   # of its sum of squares,
+        self.register_buffer('count', torch.tensor(0.))          # and of the number of values per channel
+        self.register_buffer('items', torch.tensor(0.))          # items seen in training
+
+    def forward(self, x):
+        sums, sqrs, count = self.sums, self.sqrs, self.count
+        if self.training:
+            dims = (0, 2, 3)
+            # out of place, so gradients flow through the current batch's share; the stored copies are detached
+            sums = sums.lerp(x.sum(dims, keepdim=True), self.mom)
+            sqrs = sqrs.lerp((x*x).sum(dims, keepdim=True), self.mom)
+            count = count.lerp(count.new_tensor(x.numel() / x.shape[1]), self.mom)
+            with torch.no_grad():
+                self.sums.copy_(sums); self.sqrs.copy_(sqrs); self.count.copy_(count)
+                self.items += x.shape[0]
+        if self.count == 0: raise RuntimeError("RunningBatchNorm has no statistics yet: run it in training mode first")
+        means = sums / count
+        vars = sqrs / count - means*means
+        if self.items < 20: vars = vars.clamp_min(0.01)
+        return (x - means) / (vars + self.eps).sqrt() * self.mults + self.adds
