@@ -24,7 +24,11 @@ export: $(STAMP)
 readme: $(STAMP)
 	$(PY) tools/make_readme.py
 
-demo docs bench:
+# The docs site, offline: nbdev processes the notebooks, Sphinx + myst-nb + furo render them (see tools/build_docs.py).
+docs: $(STAMP)
+	$(PY) tools/build_docs.py
+
+demo bench:
 	@echo "make $@: not yet: it arrives with a later lesson (see README.md)"; exit 1
 
 clean-venv:
