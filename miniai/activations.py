@@ -10,9 +10,12 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
+from fastcore.basics import noop
+from .learner import Callback
+from .datasets import get_grid
 
 # %% auto #0
-__all__ = ['set_seed', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min']
+__all__ = ['set_seed', 'Hook', 'Hooks', 'append_stats', 'get_hist', 'get_min', 'HooksCallback', 'ActivationStats']
 
 # %% ../nbs/09_activations.ipynb #23d53cc7
 def set_seed(seed:int, # the seed for Python's `random`, NumPy and PyTorch (every device)
@@ -27,7 +30,7 @@ def set_seed(seed:int, # the seed for Python's `random`, NumPy and PyTorch (ever
     torch.backends.cudnn.deterministic = deterministic
     if deterministic: torch.backends.cudnn.benchmark = False  # benchmarking picks kernels by timing: not repeatable
 
-# %% ../nbs/09_activations.ipynb #b372022b
+# %% ../nbs/09_activations.ipynb #83fd45e4
 class Hook:
     "Call `f(hook, module, input, output)` after each forward pass of `m`, until `remove()`, the end of a `with` block, or deletion."
     def __init__(self,
@@ -45,7 +48,7 @@ class Hook:
     def __exit__(self, *args): self.remove()
     def __del__(self): self.remove()
 
-# %% ../nbs/09_activations.ipynb #83fd45e4
+# %% ../nbs/09_activations.ipynb #189e800d
 class Hooks(list):
     "A list of `Hook`s, one per module of `ms`, all calling `f`; removed from their modules on exit, `remove()`, or deletion."
     def __init__(self,
@@ -69,7 +72,7 @@ class Hooks(list):
         "Detach every hook from its module."
         for h in self: h.remove()
 
-# %% ../nbs/09_activations.ipynb #00e1ed1b
+# %% ../nbs/09_activations.ipynb #69965625
 def append_stats(hook, # the `Hook`; the stats go to `hook.stats` as (means, stds, histograms)
                  mod, # the module (unused)
                  inp, # its input (unused)
@@ -82,7 +85,7 @@ def append_stats(hook, # the `Hook`; the stats go to `hook.stats` as (means, std
     hook.stats[1].append(acts.std())
     hook.stats[2].append(acts.abs().histc(40, 0, 10))
 
-# %% ../nbs/09_activations.ipynb #3bb93a0f
+# %% ../nbs/09_activations.ipynb #c748c1b7
 def get_hist(h # a `Hook` whose function was `append_stats`
             ) -> torch.Tensor:
     "The hook's histograms as a (bins, batches) image of log(1 + count)."
@@ -93,3 +96,60 @@ def get_min(h # a `Hook` whose function was `append_stats`
     "For each batch, the share of the histogram's counts that fall in its lowest bin (|activation| < 0.25)."
     hist = torch.stack(h.stats[2]).t().float()
     return hist[0] / hist.sum(0)
+
+# %% ../nbs/09_activations.ipynb #975b4a1b
+class HooksCallback(Callback):
+    "Put `hookfunc` on the model's modules for the length of each `fit`; the hooks (and their records) stay on the callback."
+    def __init__(self,
+                 hookfunc, # the hook function, called as `hookfunc(hook, module, input, output)`
+                 mod_filter=noop, # which of `learn.model.modules()` to hook: those for which this returns something true
+                 on_train:bool=True, # run the hooks in training batches
+                 on_valid:bool=False, # run the hooks in validation batches
+                 mods=None # hook exactly these modules instead (then `mod_filter` is not used)
+                ):
+        self.hookfunc, self.mod_filter, self.on_train, self.on_valid, self.mods = hookfunc, mod_filter, on_train, on_valid, mods
+        self.hooks = Hooks([], hookfunc)
+    def before_fit(self, learn):
+        self.hooks.remove()  # a second fit starts new records
+        mods = self.mods if self.mods is not None else [m for m in learn.model.modules() if self.mod_filter(m)]
+        self.hooks = Hooks(mods, partial(self._hookfunc, learn))
+    def _hookfunc(self, learn, *args):
+        if (self.on_train and learn.training) or (self.on_valid and not learn.training): self.hookfunc(*args)
+    def cleanup_fit(self, learn): self.hooks.remove()
+    def __iter__(self): return iter(self.hooks)
+    def __len__(self): return len(self.hooks)
+    def __getitem__(self, i): return self.hooks[i]
+
+# %% ../nbs/09_activations.ipynb #a722fd94
+class ActivationStats(HooksCallback):
+    "A `HooksCallback` that records activation means, stds and histograms with `append_stats`, and plots them."
+    def __init__(self,
+                 mod_filter=noop, # which modules to record, as for `HooksCallback`
+                 **kwargs # passed on to `HooksCallback`: `on_train`, `on_valid`, `mods`
+                ):
+        super().__init__(append_stats, mod_filter, **kwargs)
+
+    def color_dim(self, figsize=(11, 5)):
+        "Each layer's activation histograms over the batches, as an image (the smallest values at the bottom)."
+        fig, axs = get_grid(len(self), figsize=figsize)
+        for i, (ax, h) in enumerate(zip(axs.flat, self)):
+            ax.imshow(get_hist(h), origin='lower', aspect='auto')
+            ax.set_title(f'layer {i}'); ax.axis('off')
+        return fig
+
+    def dead_chart(self, figsize=(11, 5)):
+        "Each layer's share of activations below 0.25 in absolute value, batch by batch."
+        fig, axs = get_grid(len(self), figsize=figsize)
+        for i, (ax, h) in enumerate(zip(axs.flat, self)):
+            ax.plot(get_min(h))
+            ax.set_ylim(0, 1); ax.set_title(f'layer {i}')
+        return fig
+
+    def plot_stats(self, figsize=(10, 4)):
+        "Each layer's activation means and standard deviations, batch by batch."
+        fig, axs = plt.subplots(1, 2, figsize=figsize)
+        for h in self:
+            for i in (0, 1): axs[i].plot(h.stats[i])
+        axs[0].set_title('means'); axs[1].set_title('stds')
+        axs[1].legend(range(len(self)), title='layer', fontsize=8)
+        return fig

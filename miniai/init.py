@@ -10,11 +10,12 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .conv import conv, def_device
+from .learner import Callback
 from .activations import Hook
 
 # %% auto #0
-__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'get_model', 'GeneralRelu', 'plot_func', 'init_weights', 'lsuv_init',
-           'RunningBatchNorm']
+__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'get_model', 'BatchTransformCB', 'init_weights', 'GeneralRelu',
+           'plot_func', 'lsuv_init', 'RunningBatchNorm']
 
 # %% ../nbs/10_initializing.ipynb #743cc2cd
 def _ipython():
@@ -62,7 +63,27 @@ def get_model(act=nn.ReLU, # activation after each conv but the last: a module c
     layers = [conv(nfs[i], nfs[i+1], act=act, norm=norm) for i in range(len(nfs)-1)]
     return nn.Sequential(*layers, conv(nfs[-1], 10, act=None, norm=None, bias=True), nn.Flatten()).to(def_device)
 
-# %% ../nbs/10_initializing.ipynb #bfaf2118
+# %% ../nbs/10_initializing.ipynb #9fc95d38
+class BatchTransformCB(Callback):
+    "Replace each batch by `tfm(batch)` before the model sees it (after `DeviceCB`, so on the device)."
+    order = 1  # after DeviceCB (order 0)
+    def __init__(self,
+                 tfm, # called with the batch, returns the new batch
+                 on_train:bool=True, # transform training batches
+                 on_val:bool=True # transform validation batches
+                ):
+        self.tfm, self.on_train, self.on_val = tfm, on_train, on_val
+    def before_batch(self, learn):
+        if (self.on_train and learn.training) or (self.on_val and not learn.training): learn.batch = self.tfm(learn.batch)
+
+# %% ../nbs/10_initializing.ipynb #02f549b3
+def init_weights(m:nn.Module, # a module; only convolutions are changed
+                 leaky:float=0. # negative slope of the activation after the conv (0 for ReLU)
+                ):
+    "Kaiming-normal init for the weight of a `Conv1d`, `Conv2d` or `Conv3d`; use as `model.apply(partial(init_weights, leaky=...))`."
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)): nn.init.kaiming_normal_(m.weight, a=leaky)
+
+# %% ../nbs/10_initializing.ipynb #d38fe780
 class GeneralRelu(nn.Module):
     "ReLU with a slope `leak` for negative inputs, `sub` subtracted from the output, and the output clamped at `maxv`."
     def __init__(self,
@@ -79,7 +100,7 @@ class GeneralRelu(nn.Module):
         return x
     def extra_repr(self): return f'leak={self.leak}, sub={self.sub}, maxv={self.maxv}'
 
-# %% ../nbs/10_initializing.ipynb #1c0f5b5d
+# %% ../nbs/10_initializing.ipynb #d72413f1
 def plot_func(f, # a function of a 1D tensor, returning a tensor of the same size
               start:float=-5., # smallest x
               end:float=5., # largest x
@@ -95,14 +116,7 @@ def plot_func(f, # a function of a 1D tensor, returning a tensor of the same siz
     ax.axvline(x=0, color='k', linewidth=0.7)
     return ax
 
-# %% ../nbs/10_initializing.ipynb #9fc95d38
-def init_weights(m:nn.Module, # a module; only convolutions are changed
-                 leaky:float=0. # negative slope of the activation after the conv (0 for ReLU)
-                ):
-    "Kaiming-normal init for the weight of a `Conv1d`, `Conv2d` or `Conv3d`; use as `model.apply(partial(init_weights, leaky=...))`."
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)): nn.init.kaiming_normal_(m.weight, a=leaky)
-
-# %% ../nbs/10_initializing.ipynb #5a47c290
+# %% ../nbs/10_initializing.ipynb #6c79594f
 def _lsuv_stats(hook, mod, inp, outp):
     acts = outp.detach().float()
     hook.mean, hook.std = acts.mean().item(), acts.std().item()
@@ -132,7 +146,7 @@ def lsuv_init(model:nn.Module, # the model; `xb` goes through all of it
                        f"(a plain ReLU) cannot get there: use one that can, such as GeneralRelu(leak=0.1, sub=0.4), "
                        f"or raise `tol` or `max_iters`.")
 
-# %% ../nbs/10_initializing.ipynb #6fc53d07
+# %% ../nbs/10_initializing.ipynb #061aebd8
 class RunningBatchNorm(nn.Module):
     "Batch norm that normalises with running averages of the batch statistics in training as well as in evaluation."
     def __init__(self,
