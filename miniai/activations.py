@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_activations.ipynb #58899790
 from __future__ import annotations
-import math, os, random, weakref
+import os, random, weakref
 from functools import partial
 import numpy as np
 import matplotlib.pyplot as plt
