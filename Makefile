@@ -24,11 +24,17 @@ export: $(STAMP)
 readme: $(STAMP)
 	$(PY) tools/make_readme.py
 
+# Train the lesson CNN with the Learner (full data, 5 epochs); plots go to out/. ARGS passes options through,
+# e.g. `make demo ARGS="--small --epochs 2"`. The data step finds Fashion-MNIST or downloads it (or says how to get it).
+demo: $(STAMP)
+	@$(PY) -c $$'import sys\nfrom miniai.data import find_fmnist, DataNotFoundError\ntry: print("Fashion-MNIST:", find_fmnist())\nexcept DataNotFoundError as e: sys.exit(str(e))'
+	$(PY) -m miniai.cli --out out $(ARGS)
+
 # The docs site, offline: nbdev processes the notebooks, Sphinx + myst-nb + furo render them (see tools/build_docs.py).
 docs: $(STAMP)
 	$(PY) tools/build_docs.py
 
-demo bench:
+bench:
 	@echo "make $@: not yet: it arrives with a later lesson (see README.md)"; exit 1
 
 clean-venv:

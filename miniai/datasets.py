@@ -81,11 +81,14 @@ def fashion_mnist_dd(small: bool|None=None, # the class-balanced 10% subset? Def
     "Fashion-MNIST as the hub's `DatasetDict` (splits `train`, `test`), built offline from `load_fmnist` and cached."
     if small is None: small = small_mode()
     dest = fmnist_dd_dir(small)
-    if not (dest/'dataset_dict.json').is_file():
+    if not dest.exists():
         fm = load_fmnist(path, small)
         _save_atomic(DatasetDict(train=_fmnist_split(fm.x_train, fm.y_train),
                                  test=_fmnist_split(fm.x_test, fm.y_test)), dest)
-    return load_from_disk(str(dest))
+    try: return load_from_disk(str(dest))
+    except Exception as e:  # only a damaged cache gets here: a complete one is renamed into place in one step
+        raise RuntimeError(f'{dest}: the cached Fashion-MNIST DatasetDict could not be read ({type(e).__name__}: {e}). '
+                           'Delete that folder and call again to rebuild it.') from e
 
 # %% ../nbs/04_datasets.ipynb #6b4e00e7
 def inplace(f # a function that changes its argument in place (its own return value is ignored)

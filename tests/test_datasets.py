@@ -1,0 +1,42 @@
+"""The cached DatasetDict of miniai.datasets under concurrent first use and damage, which a notebook cannot show."""
+import os, shutil, subprocess, sys, textwrap
+from pathlib import Path
+import pytest
+import miniai.data as D
+import miniai.datasets as DS
+
+REAL = D.find_fmnist(download=False)
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
+    return tmp_path/'cache'/'miniai'/'datasets'
+
+def test_concurrent_first_build(cache):
+    "Three processes build the small DatasetDict into one empty cache at once: all succeed, one complete copy, no temp folders."
+    code = textwrap.dedent(f"""
+        import miniai.datasets as DS
+        dd = DS.fashion_mnist_dd(small=True, path={str(REAL)!r})
+        assert (len(dd['train']), len(dd['test'])) == (6000, 1000), dd
+        assert dd['train'].features == DS.fmnist_features()
+    """)
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache.parent.parent))
+    procs = [subprocess.Popen([sys.executable, '-c', code], env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    assert sorted(p.name for p in cache.iterdir()) == [DS.fmnist_dd_dir(True).name]
+    dd = DS.fashion_mnist_dd(small=True)
+    assert len(dd['train']) == 6000 and dd['test'].features['label'].int2str(9) == 'Ankle boot'
+
+def test_small_and_full_never_mix(cache):
+    assert DS.fmnist_dd_dir(True) != DS.fmnist_dd_dir(False)
+    assert DS.fmnist_dd_dir(True).parent == DS.fmnist_dd_dir(False).parent == cache
+
+def test_damaged_cache_clear_error(cache):
+    d = DS.fmnist_dd_dir(True)
+    DS.fashion_mnist_dd(small=True, path=REAL)
+    shutil.rmtree(d/'train')
+    with pytest.raises(RuntimeError, match='Delete that folder') as e: DS.fashion_mnist_dd(small=True)
+    assert str(d) in str(e.value)
+    shutil.rmtree(d)
+    assert len(DS.fashion_mnist_dd(small=True, path=REAL)['train']) == 6000  # rebuilt
