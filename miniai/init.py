@@ -53,7 +53,7 @@ def clean_mem():
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
-# %% ../nbs/10_initializing.ipynb #0818f5ef
+# %% ../nbs/10_initializing.ipynb #980ff872
 def get_model(act=nn.ReLU, # activation after each conv but the last: a module class or a function returning a module
               nfs:list[int]|None=None, # channels: the input's, then each stride-2 conv's; default [1, 8, 16, 32, 64]
               norm=None # normalisation layer after each conv but the last, such as nn.BatchNorm2d; None: none
@@ -63,7 +63,7 @@ def get_model(act=nn.ReLU, # activation after each conv but the last: a module c
     layers = [conv(nfs[i], nfs[i+1], act=act, norm=norm) for i in range(len(nfs)-1)]
     return nn.Sequential(*layers, conv(nfs[-1], 10, act=None, norm=None, bias=True), nn.Flatten()).to(def_device)
 
-# %% ../nbs/10_initializing.ipynb #9fc95d38
+# %% ../nbs/10_initializing.ipynb #36f4549e
 class BatchTransformCB(Callback):
     "Replace each batch by `tfm(batch)` before the model sees it (after `DeviceCB`, so on the device)."
     order = 1  # after DeviceCB (order 0)
@@ -76,14 +76,14 @@ class BatchTransformCB(Callback):
     def before_batch(self, learn):
         if (self.on_train and learn.training) or (self.on_val and not learn.training): learn.batch = self.tfm(learn.batch)
 
-# %% ../nbs/10_initializing.ipynb #02f549b3
+# %% ../nbs/10_initializing.ipynb #7088b5c4
 def init_weights(m:nn.Module, # a module; only convolutions are changed
                  leaky:float=0. # negative slope of the activation after the conv (0 for ReLU)
                 ):
     "Kaiming-normal init for the weight of a `Conv1d`, `Conv2d` or `Conv3d`; use as `model.apply(partial(init_weights, leaky=...))`."
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)): nn.init.kaiming_normal_(m.weight, a=leaky)
 
-# %% ../nbs/10_initializing.ipynb #d38fe780
+# %% ../nbs/10_initializing.ipynb #d72413f1
 class GeneralRelu(nn.Module):
     "ReLU with a slope `leak` for negative inputs, `sub` subtracted from the output, and the output clamped at `maxv`."
     def __init__(self,
@@ -100,7 +100,7 @@ class GeneralRelu(nn.Module):
         return x
     def extra_repr(self): return f'leak={self.leak}, sub={self.sub}, maxv={self.maxv}'
 
-# %% ../nbs/10_initializing.ipynb #d72413f1
+# %% ../nbs/10_initializing.ipynb #d4e5e9f0
 def plot_func(f, # a function of a 1D tensor, returning a tensor of the same size
               start:float=-5., # smallest x
               end:float=5., # largest x
@@ -116,7 +116,7 @@ def plot_func(f, # a function of a 1D tensor, returning a tensor of the same siz
     ax.axvline(x=0, color='k', linewidth=0.7)
     return ax
 
-# %% ../nbs/10_initializing.ipynb #6c79594f
+# %% ../nbs/10_initializing.ipynb #eea85ac8
 def _lsuv_stats(hook, mod, inp, outp):
     acts = outp.detach().float()
     hook.mean, hook.std = acts.mean().item(), acts.std().item()
@@ -146,7 +146,7 @@ def lsuv_init(model:nn.Module, # the model; `xb` goes through all of it
                        f"(a plain ReLU) cannot get there: use one that can, such as GeneralRelu(leak=0.1, sub=0.4), "
                        f"or raise `tol` or `max_iters`.")
 
-# %% ../nbs/10_initializing.ipynb #061aebd8
+# %% ../nbs/10_initializing.ipynb #1d6121ab
 class RunningBatchNorm(nn.Module):
     "Batch norm that normalises with running averages of the batch statistics in training as well as in evaluation."
     def __init__(self,
