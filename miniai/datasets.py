@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_datasets.ipynb #5a2699d0
 from __future__ import annotations
-import functools, io, math, numbers, os, shutil, tempfile
+import functools, io, math, os, shutil, tempfile
 from operator import itemgetter
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_from_disk
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from .data import FMNIST_CLASSES, cache_dir, load_fmnist, small_mode
-from .training import get_dls
+from .training import _check_count, get_dls
 
 # %% auto #0
 __all__ = ['image_to_tensor', 'fmnist_features', 'fmnist_dd_dir', 'fashion_mnist_dd', 'inplace', 'collate_dict', 'DataLoaders',
@@ -127,6 +127,7 @@ class DataLoaders:
                 **kwargs # passed on to both `DataLoader`s (e.g. `num_workers`)
                ):
         "A shuffled training and an ordered validation loader over the first two splits of `dd`."
+        batch_size = _check_count('DataLoaders.from_dd', 'batch_size', batch_size)
         splits = list(dd.values())
         if len(splits) < 2: raise ValueError(f'DataLoaders.from_dd needs two splits; the DatasetDict has {list(dd)}')
         if as_tuple: kwargs = dict(collate_fn=collate_dict(splits[0]), **kwargs)
@@ -144,10 +145,9 @@ class TensorLoader:
         if not tensors: raise ValueError('TensorLoader needs at least one tensor')
         lens = [len(t) for t in tensors]
         if len(set(lens)) > 1: raise ValueError(f'TensorLoader: the tensors have different lengths {lens}; they must match')
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f'TensorLoader: batch_size must be a positive int, got batch_size={batch_size!r}')
+        batch_size = _check_count('TensorLoader', 'batch_size', batch_size)  # lesson 03's check, as in `get_dls`
         self.dataset = TensorDataset(*tensors)  # for code that wants `dl.dataset`, e.g. to build a torch `DataLoader`
-        self.batch_size, self.shuffle, self.drop_last, self.generator = int(batch_size), shuffle, drop_last, generator
+        self.batch_size, self.shuffle, self.drop_last, self.generator = batch_size, shuffle, drop_last, generator
 
     def __len__(self):
         n, bs = len(self.dataset), self.batch_size
@@ -168,6 +168,7 @@ def fashion_dls(bs: int=256, # batch size, for training and validation alike
                 shuffle: bool=True # shuffle the training set every epoch?
                ) -> DataLoaders:
     "Fashion-MNIST as `DataLoaders` of in-memory `TensorLoader`s: `float32` images in [0,1], `int64` labels; valid = test split."
+    bs = _check_count('fashion_dls', 'bs', bs)  # before loading anything
     fm = load_fmnist(path, small)
     def prep(x):
         x = x.float().div_(255)
@@ -211,11 +212,6 @@ def subplots(nrows: int=1, # number of rows of axes
     return fig, ax
 
 # %% ../nbs/04_datasets.ipynb #6f40d8a0
-def _check_count(fn: str, name: str, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f'{fn}: {name} must be a positive int, got {name}={v!r}')
-    return int(v)
-
 @delegates(subplots)
 def get_grid(n: int, # the number of axes needed
              nrows: int|None=None, # rows; default: worked out from `n` and `ncols`

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_minibatch_training.ipynb #acf3eb72
 from __future__ import annotations
+import numbers
 import torch
 import torch.nn.functional as F
 from torch import nn, optim
@@ -67,11 +68,18 @@ def fit(epochs: int, # number of passes over the training set
     return tot_loss / count, tot_acc / count
 
 # %% ../nbs/03_minibatch_training.ipynb #709a208e
+def _check_count(fn: str, name: str, v) -> int:
+    "`v` as an int if it is a positive whole number (not a bool), else a `ValueError` naming `fn`, the argument and its value."
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f'{fn}: {name} must be a positive int, got {name}={v!r}')
+    return int(v)
+
 def get_dls(train_ds, # the training dataset
             valid_ds, # the validation dataset
             bs: int, # training batch size; validation batches are `bs*2`
             **kwargs # passed on to both `DataLoader`s (e.g. `num_workers`, `collate_fn`)
            ) -> tuple[DataLoader, DataLoader]:
     "A shuffled training `DataLoader` with batch size `bs` and an ordered validation one with `bs*2`."
+    bs = _check_count('get_dls', 'bs', bs)
     return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
             DataLoader(valid_ds, batch_size=bs * 2, **kwargs))
