@@ -26,9 +26,11 @@ readme: $(STAMP)
 
 # Train the lesson CNN with the Learner (full data, 5 epochs); plots go to out/. ARGS passes options through,
 # e.g. `make demo ARGS="--small --epochs 2"`. The data step finds Fashion-MNIST or downloads it (or says how to get it).
+# OMP_WAIT_POLICY=PASSIVE: torch's threads sleep rather than spin while they wait for each other; when other
+# programs busy the cores, spinning made training several times slower here.
 demo: $(STAMP)
 	@$(PY) -c $$'import sys\nfrom miniai.data import find_fmnist, DataNotFoundError\ntry: print("Fashion-MNIST:", find_fmnist())\nexcept DataNotFoundError as e: sys.exit(str(e))'
-	$(PY) -m miniai.cli --out out $(ARGS)
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m miniai.cli --out out $(ARGS)
 
 # The docs site, offline: nbdev processes the notebooks, Sphinx + myst-nb + furo render them (see tools/build_docs.py).
 docs: $(STAMP)

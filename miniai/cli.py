@@ -78,9 +78,8 @@ def save_predictions(model, # a trained classifier
         if i >= len(xb): continue
         ax.imshow(xb[i].squeeze().cpu(), cmap='Greys')
         right = preds[i] == yb[i]
-        ax.set_title(f'{classes[yb[i]]}\n{"" if right else "-> "}{classes[preds[i]]}', fontsize=9,
-                     color='black' if right else 'red')
-    fig.suptitle('true class, then the prediction when it differs (red)')
+        ax.set_title(f'{classes[yb[i]]}\n{classes[preds[i]]}', fontsize=9, color='black' if right else 'red')
+    fig.suptitle('true class (top) and prediction (bottom); wrong predictions in red')
     Path(fname).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(fname, dpi=80, bbox_inches='tight')
     return preds

@@ -237,7 +237,7 @@ class Learner:
         if plot: finder.plot()
         return finder
 
-# %% ../nbs/08_learner.ipynb #7e342e7e
+# %% ../nbs/08_learner.ipynb #8f73f482
 class TrainCB(Callback):
     "The usual steps of a batch: model on the first `n_inp` batch items, loss on the predictions and the rest"
     def __init__(self, n_inp=1): self.n_inp = n_inp
@@ -247,7 +247,7 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/08_learner.ipynb #ee76c5c1
+# %% ../nbs/08_learner.ipynb #6027aa13
 def to_cpu(x):
     "Detach `x` and copy it to the CPU, through dicts, lists and tuples; half precision becomes float32"
     if isinstance(x, Mapping): return type(x)({k: to_cpu(v) for k, v in x.items()})
@@ -258,7 +258,7 @@ def to_cpu(x):
     x = x.detach().cpu()
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
-# %% ../nbs/08_learner.ipynb #6027aa13
+# %% ../nbs/08_learner.ipynb #64598a09
 class MetricsCB(Callback):
     "Track the loss and metrics (objects with update/compute/reset) per pass; state stays on the device until `after_epoch`"
     def __init__(self, *ms, **metrics):
@@ -293,7 +293,7 @@ class MetricsCB(Callback):
         self.history.append(row)
         self.log_fn({k: f'{v:.3f}' if isinstance(v, float) else v for k, v in row.items()})
 
-# %% ../nbs/08_learner.ipynb #286e3a1e
+# %% ../nbs/08_learner.ipynb #109d0777
 class DeviceCB(Callback):
     "Put the model on `device` when `fit` starts and every batch on it before `predict`"
     def __init__(self, device=def_device): self.device = device
@@ -301,7 +301,7 @@ class DeviceCB(Callback):
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 
-# %% ../nbs/08_learner.ipynb #105d9a53
+# %% ../nbs/08_learner.ipynb #9c7303e3
 def _in_notebook():
     "Can rich output be displayed? True in a Jupyter kernel, in Colab, and in nbdev's notebook runner (execnb)"
     ipy = sys.modules.get('IPython')
@@ -322,8 +322,8 @@ class ProgressCB(Callback):
     def before_fit(self, learn):
         self.notebook = _in_notebook()
         # a bar redrawn with '\r' is noise in a log file or a pipe: there, only the lines of the table
-        self.bars = self.notebook or getattr(sys.stdout, 'isatty', lambda: False)()
-        learn.epochs = self.mbar = (NBMasterBar if self.notebook else ConsoleMasterBar)(learn.epochs)
+        self.bars, self.mbar = self.notebook or getattr(sys.stdout, 'isatty', lambda: False)(), None
+        if self.bars: learn.epochs = self.mbar = (NBMasterBar if self.notebook else ConsoleMasterBar)(learn.epochs)
         self.metrics = getattr(learn, 'metrics', None)
         if self.metrics not in learn.cbs: self.metrics = None
         if self.metrics is not None: self.metrics.log_fn, self._old_log = self._log, self.metrics.log_fn
@@ -331,9 +331,14 @@ class ProgressCB(Callback):
         self.t_comment = self.t_plot = time.perf_counter()
 
     def _log(self, row):
-        if self.first_row: self.mbar.write(list(row), table=True)
+        if self.mbar is None:  # plain text: columns as wide as their names, at least 8
+            if self.first_row: self.widths = [max(8, len(k)) + 2 for k in row]
+            lines = ([list(row)] if self.first_row else []) + [[str(v) for v in row.values()]]
+            for line in lines: print(''.join(v.ljust(w) for v, w in zip(line, self.widths)).rstrip(), flush=True)
+        else:
+            if self.first_row: self.mbar.write(list(row), table=True)
+            self.mbar.write([str(v) for v in row.values()], table=True)
         self.first_row = False
-        self.mbar.write([str(v) for v in row.values()], table=True)
 
     def before_epoch(self, learn):
         if not self.bars: return
@@ -375,7 +380,7 @@ class ProgressCB(Callback):
             save_loss_plot(self._curves(), fname)
             if not self.notebook: print(f'loss plot saved to {fname}')
 
-# %% ../nbs/08_learner.ipynb #2b2b0ab1
+# %% ../nbs/08_learner.ipynb #8693636a
 def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
                    fname # the PNG file to write (its folder is created)
                   ):
@@ -388,7 +393,7 @@ def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, 
     Path(fname).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(fname, dpi=80, bbox_inches='tight')
 
-# %% ../nbs/08_learner.ipynb #fa97bcbe
+# %% ../nbs/08_learner.ipynb #e2cb7b60
 class TrainLearner(Learner):
     "A `Learner` with the usual steps of a batch as methods: model on `batch[0]`, loss against `batch[1]`"
     def predict(self): self.preds = self.model(self.batch[0])
@@ -397,7 +402,7 @@ class TrainLearner(Learner):
     def step(self): self.opt.step()
     def zero_grad(self): self.opt.zero_grad()
 
-# %% ../nbs/08_learner.ipynb #e2cb7b60
+# %% ../nbs/08_learner.ipynb #83508876
 class MomentumLearner(TrainLearner):
     "`TrainLearner` that keeps `mom` times the gradients instead of zeroing them: with plain SGD, SGD with momentum"
     def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD,
@@ -411,13 +416,13 @@ class MomentumLearner(TrainLearner):
             for p in self.model.parameters():
                 if p.grad is not None: p.grad *= self.mom
 
-# %% ../nbs/08_learner.ipynb #1f1f8ca5
+# %% ../nbs/08_learner.ipynb #2259ee1b
 class SingleBatchCB(Callback):
     "Stop `fit` after the first batch, to check that a setup runs"
     order = 1
     def after_batch(self, learn): raise CancelFitException()
 
-# %% ../nbs/08_learner.ipynb #298b5b57
+# %% ../nbs/08_learner.ipynb #c6b651f7
 class LRFinderCB(Callback):
     "Multiply the learning rate by `gamma` every batch, recording the loss; stop when it exceeds `max_mult` x its minimum"
     def __init__(self, gamma=1.3, max_mult=3): self.gamma, self.max_mult = gamma, max_mult
