@@ -11,64 +11,9 @@ from torch import nn
 from torch.utils.data import default_collate
 
 # %% auto #0
-__all__ = ['def_device', 'available_devices', 'get_device', 'to_device', 'collate_device', 'conv']
+__all__ = ['def_device', 'conv', 'available_devices', 'get_device', 'to_device', 'collate_device']
 
-# %% ../nbs/06_convolutions.ipynb #4347e636
-def available_devices() -> list[str]:
-    "The device types this machine can compute on, best first: `cuda`, `mps`, then always `cpu`."
-    devs = []
-    if torch.cuda.is_available(): devs.append('cuda')
-    if torch.backends.mps.is_available(): devs.append('mps')
-    return devs + ['cpu']
-
-def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or 'mps'; default: `$MINIAI_DEVICE`, else the best available
-              ) -> str:
-    "The device to compute on: `name`, else `$MINIAI_DEVICE`, else the first of `available_devices()`."
-    src = 'device'
-    if name is None:
-        name, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'MINIAI_DEVICE'
-        if not name: return available_devices()[0]
-    choices = available_devices()
-    def bad(why):
-        return ValueError(f"{src}={name!r}: {why}. Choose one of: {', '.join(choices)}"
-                          + (" (or unset MINIAI_DEVICE to use the best available)" if src == 'MINIAI_DEVICE' else ""))
-    try: dev = torch.device(name)
-    except (RuntimeError, TypeError) as e: raise bad(f"not a device torch knows ({e})") from None
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available(): raise bad("CUDA is not available on this machine (no NVIDIA GPU, or a CPU-only torch)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise bad(f"GPU {dev.index} asked for, but this machine has {torch.cuda.device_count()}")
-    elif dev.type == 'mps':
-        if not torch.backends.mps.is_available(): raise bad("MPS (Apple-silicon GPU) is not available on this machine")
-    elif dev.type != 'cpu':
-        backend = getattr(torch, dev.type, None)  # other accelerators (xpu, ...) say themselves whether they are there
-        if not getattr(backend, 'is_available', lambda: False)(): raise bad(f"{dev.type} is not available on this machine")
-    return str(dev)
-
-def_device = get_device()
-
-# %% ../nbs/06_convolutions.ipynb #1664ca54
-def to_device(x, # a tensor, or a dict, list or tuple (nested in any way) holding tensors
-              device=def_device # where to move the tensors
-             ):
-    "Move every tensor in `x` to `device`, keeping the type of every dict, list and tuple (namedtuples too)."
-    if isinstance(x, torch.Tensor): return x.to(device)
-    if isinstance(x, dict):
-        res = copy.copy(x)  # a shallow copy keeps the class and extras such as a defaultdict's factory
-        for k, v in x.items(): res[k] = to_device(v, device)
-        return res
-    if isinstance(x, Mapping): return type(x)({k: to_device(v, device) for k, v in x.items()})
-    if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(to_device(o, device) for o in x))
-    if isinstance(x, (list, tuple)): return type(x)(to_device(o, device) for o in x)
-    return x
-
-# %% ../nbs/06_convolutions.ipynb #30590c9b
-def collate_device(b # a list of samples, as a DataLoader hands to its `collate_fn`
-                  ):
-    "`default_collate` the samples into a batch, then move it to `def_device`."
-    return to_device(default_collate(b))
-
-# %% ../nbs/06_convolutions.ipynb #af10a62b
+# %% ../nbs/06_convolutions.ipynb #5f5bffb1
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 def _make_act(act):
@@ -102,3 +47,58 @@ def conv(ni:int, # number of input channels
     a = _make_act(act)
     if a is not None: layers.append(a)
     return nn.Sequential(*layers)
+
+# %% ../nbs/06_convolutions.ipynb #c5965339
+def available_devices() -> list[str]:
+    "The device types this machine can compute on, best first: `cuda`, `mps`, then always `cpu`."
+    devs = []
+    if torch.cuda.is_available(): devs.append('cuda')
+    if torch.backends.mps.is_available(): devs.append('mps')
+    return devs + ['cpu']
+
+def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or 'mps'; default: `$MINIAI_DEVICE`, else the best available
+              ) -> str:
+    "The device to compute on: `name`, else `$MINIAI_DEVICE`, else the first of `available_devices()`."
+    src = 'device'
+    if name is None:
+        name, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'MINIAI_DEVICE'
+        if not name: return available_devices()[0]
+    choices = available_devices()
+    def bad(why):
+        return ValueError(f"{src}={name!r}: {why}. Choose one of: {', '.join(choices)}"
+                          + (" (or unset MINIAI_DEVICE to use the best available)" if src == 'MINIAI_DEVICE' else ""))
+    try: dev = torch.device(name)
+    except (RuntimeError, TypeError) as e: raise bad(f"not a device torch knows ({e})") from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise bad("CUDA is not available on this machine (no NVIDIA GPU, or a CPU-only torch)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise bad(f"GPU {dev.index} asked for, but this machine has {torch.cuda.device_count()}")
+    elif dev.type == 'mps':
+        if not torch.backends.mps.is_available(): raise bad("MPS (Apple-silicon GPU) is not available on this machine")
+    elif dev.type != 'cpu':
+        backend = getattr(torch, dev.type, None)  # other accelerators (xpu, ...) say themselves whether they are there
+        if not getattr(backend, 'is_available', lambda: False)(): raise bad(f"{dev.type} is not available on this machine")
+    return str(dev)
+
+def_device = get_device()
+
+# %% ../nbs/06_convolutions.ipynb #4ec9eda7
+def to_device(x, # a tensor, or a dict, list or tuple (nested in any way) holding tensors
+              device=def_device # where to move the tensors
+             ):
+    "Move every tensor in `x` to `device`, keeping the type of every dict, list and tuple (namedtuples too)."
+    if isinstance(x, torch.Tensor): return x.to(device)
+    if isinstance(x, dict):
+        res = copy.copy(x)  # a shallow copy keeps the class and extras such as a defaultdict's factory
+        for k, v in x.items(): res[k] = to_device(v, device)
+        return res
+    if isinstance(x, Mapping): return type(x)({k: to_device(v, device) for k, v in x.items()})
+    if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(to_device(o, device) for o in x))
+    if isinstance(x, (list, tuple)): return type(x)(to_device(o, device) for o in x)
+    return x
+
+# %% ../nbs/06_convolutions.ipynb #a0cc69c9
+def collate_device(b # a list of samples, as a DataLoader hands to its `collate_fn`
+                  ):
+    "`default_collate` the samples into a batch, then move it to `def_device`."
+    return to_device(default_collate(b))
