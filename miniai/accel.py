@@ -280,7 +280,8 @@ def read_checkpoint(path # a file written by `save_checkpoint`
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint file at {path}")
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {str(e)[:200]}); it is truncated "
+        msg = str(e).strip().split('\n')[0].split('. ')[0]  # torch's first sentence says enough
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(e).__name__}: {msg[:200]}); it is truncated "
                               "or corrupted, or not a checkpoint. Use an earlier checkpoint.") from e
     if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
         found = ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__
