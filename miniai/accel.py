@@ -385,4 +385,7 @@ class ResumeCB(Callback):
         load_checkpoint(learn, self.path)
         self.ckpt = None
 
+    def after_fit(self, learn):
+        if self.ckpt is not None: load_checkpoint(learn, self.path)  # every epoch was done already: still restore
+
     def cleanup_fit(self, learn): self.ckpt = None

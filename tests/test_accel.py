@@ -211,3 +211,10 @@ def test_mixed_precision_cpu():
                     cbs=[MixedPrecision(dtype=torch.float16), Spy()])
     learn.fit(1)
     assert log == [('preds', torch.float32), ('loss', torch.float32), 'scale', 'backward', 'step', 'update']*2
+
+def test_resume_finished_run_restores_weights(tmp_path):
+    "Resuming from a checkpoint with every epoch done trains nothing but still restores the state"
+    learn, path = _fitted(tmp_path)
+    other = _run(5, tmp_path/'again', 'tensorloader', n_epochs=2, resume=path)
+    assert [r['epoch'] for r in other.metrics.history] == []
+    assert all(torch.equal(a, b) for a, b in zip(learn.model.state_dict().values(), other.model.state_dict().values()))
