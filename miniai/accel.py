@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_accel.ipynb #dfdeb4f3
 from __future__ import annotations
-import contextlib, hashlib, itertools, os, random, socket, subprocess, sys, tempfile, warnings
+import contextlib, hashlib, itertools, os, random, subprocess, sys, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from accelerate import Accelerator
 import miniai
 from .datasets import DataLoaders
-from .learner import Callback, DeviceCB, Learner, MetricsCB, ProgressCB, TrainCB
+from .learner import Callback, DeviceCB, Learner, ProgressCB, TrainCB
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'autocast_dtype', 'MixedPrecision', 'AccelerateCB', 'launch_local', 'CheckpointError',
