@@ -347,6 +347,9 @@ class CheckpointCB(Callback):
 
     def before_fit(self, learn):
         self.best, self.best_epoch = None, None
+        resume = next((cb for cb in learn.cbs if isinstance(cb, ResumeCB)), None)
+        if resume is not None and resume.ckpt is not None:  # resuming: beat the interrupted run's best, not just ours
+            self.best, self.best_epoch = resume.ckpt['extra'].get('best'), resume.ckpt['extra'].get('best_epoch')
         if self.monitor is not None and getattr(learn, 'metrics', None) not in learn.cbs:
             raise ValueError(f"CheckpointCB(monitor={self.monitor!r}) reads MetricsCB's rows: add a MetricsCB "
                              "to the callbacks, or pass monitor=None")
@@ -360,10 +363,11 @@ class CheckpointCB(Callback):
                 raise KeyError(f"CheckpointCB: no {self.monitor!r} in MetricsCB's row; it has "
                                f"{[k for k in row if k not in ('epoch', 'train')]}")
             value = row[self.monitor]
-        save_checkpoint(learn, self.folder/'last.pt', **({} if value is None else {self.monitor: value}))
-        if value is not None and (self.best is None or (value < self.best if self.mode == 'min' else value > self.best)):
-            self.best, self.best_epoch = value, learn.epoch
-            save_checkpoint(learn, self.folder/'best.pt', **{self.monitor: value})
+        better = value is not None and (self.best is None or (value < self.best if self.mode == 'min' else value > self.best))
+        if better: self.best, self.best_epoch = value, learn.epoch
+        extra = {} if value is None else {self.monitor: value, 'best': self.best, 'best_epoch': self.best_epoch}
+        save_checkpoint(learn, self.folder/'last.pt', **extra)
+        if better: save_checkpoint(learn, self.folder/'best.pt', **extra)
 
 class ResumeCB(Callback):
     "Continue a `fit` from the checkpoint `path`: skip the epochs it has done, restore the state before the next"

@@ -121,6 +121,10 @@ def test_resume_equals_uninterrupted(tmp_path, loader):
         assert torch.equal(a, b), k
     assert resumed.metrics.history[-1] == plain.metrics.history[-1]
     assert [r['epoch'] for r in resumed.metrics.history] == [2, 2, 3, 3]
+    ck_plain, ck_resumed = [next(cb for cb in l.cbs if isinstance(cb, CheckpointCB)) for l in (plain, resumed)]
+    assert (ck_resumed.best, ck_resumed.best_epoch) == (ck_plain.best, ck_plain.best_epoch)  # the best carried over
+    for nm in ('best.pt', 'last.pt'):
+        assert read_checkpoint(tmp_path/'plain'/nm)['extra'] == read_checkpoint(tmp_path/'crashed'/nm)['extra']
 
 def test_resume_without_rng_differs(tmp_path):
     "The control: the same resume with the RNG states left alone ends elsewhere (the test above is not vacuous)"
