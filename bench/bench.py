@@ -71,9 +71,9 @@ def disturbed(res, max_other):
 
 def cmd_run(a):
     runners = a.runners.split(',')
-    if 'raw' not in runners: runners = ['raw'] + runners
-    tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-small' if a.small else '')
-    args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else [])
+    if 'raw' not in runners and not a.aug: runners = ['raw'] + runners
+    tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-aug' if a.aug else '') + ('-small' if a.small else '')
+    args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     RESULTS.mkdir(exist_ok=True)
     dest = Path(a.out) if a.out else RESULTS/f'{tag}.jsonl'
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -127,6 +127,7 @@ def summarize(rows):
                                ratio_min=min(ratios) if ratios else None, ratio_max=max(ratios) if ratios else None,
                                train_ratio=statistics.median(tratios) if tratios else None,
                                acc=statistics.median(r['accuracy'] for r in mine),
+                               tta=statistics.median(r['tta']['tta_accuracy'] for r in mine) if all(r.get('tta') for r in mine) else None,
                                loss=statistics.median(r['valid_loss'] for r in mine),
                                repeats=sum(1 for r in rows if r['tag'] == tag and r['runner'] == runner and r['disturbed']),
                                model=mine[0]['model'], epochs=len(mine[0]['epochs']), n_params=mine[0]['n_params'],
@@ -141,8 +142,9 @@ def fmt_table(summary):
     for tag, res in summary.items():
         for runner, s in res.items():
             ratio = '1 (reference)' if runner == 'raw' else ('n/a' if s['ratio'] is None else f"**{s['ratio']:.3f}** ({s['ratio_min']:.3f}-{s['ratio_max']:.3f})")
+            acc = f"{s['acc']:.4f}" + ('' if s['tta'] is None else f", TTA {s['tta']:.4f}")
             tr = '' if runner == 'raw' or s['train_ratio'] is None else f"{s['train_ratio']:.3f}"
-            lines.append(f"| {tag} | {runner} | {s['n']} | {s['epoch_s']:.2f} | {ratio} | {tr} | {s['img_s']:.0f} | {s['loss']:.4f} | {s['acc']:.4f} | {s['repeats']} |")
+            lines.append(f"| {tag} | {runner} | {s['n']} | {s['epoch_s']:.2f} | {ratio} | {tr} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
 
 
@@ -217,6 +219,7 @@ def main(argv=None):
     r.add_argument('--epochs', type=int, default=1)
     r.add_argument('--threads', type=int, default=2)
     r.add_argument('--small', action='store_true')
+    r.add_argument('--aug', action='store_true', help="lesson 13's augmentation and TTA (give --runners miniai)")
     r.add_argument('--tag', default=None, help='the name of this set of runs (default: MODEL-Nep)')
     r.add_argument('--out', default=None, help='the JSON-lines file to append to (default: bench/results/TAG.jsonl)')
     r.add_argument('--retries', type=int, default=2, help='repeat a disturbed run at most this many times')

@@ -32,3 +32,5 @@ if __name__ == '__main__':
     for k, v in sorted(parts.items(), key=lambda kv: -kv[1]): print(f'  {v:7.2f}s {100*v/total:5.1f}%  {k}')
     print()
     st.sort_stats('tottime').print_stats(25)
+    print('the Learner, its callbacks and the data path, by cumulative time:')
+    st.sort_stats('cumulative').print_stats(r'miniai/(learner|sgd|conv|datasets)|fastprogress', 30)

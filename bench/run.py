@@ -31,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
+    p.add_argument('--aug', action='store_true',
+                   help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
                    help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
@@ -162,8 +164,21 @@ def run_miniai(a, model, g, res):
     plot_dir = a.plot_dir or Path(tempfile.mkdtemp(prefix='miniai-bench-'))
     cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
     if a.progress != 'none': cbs.append(ProgressCB(plot=a.progress == 'plot', fname=plot_dir/'loss.png'))
+    if a.aug:
+        from miniai.augment import augment_cb
+        cbs.append(augment_cb())
     learn = TrainLearner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=optim.AdamW)
     learn.fit(a.epochs, cbs=_timer_cbs(res))
+    if a.aug: res['tta'] = tta(learn)
+
+
+def tta(learn):
+    "Test-time augmentation: average the predicted probabilities for the validation images and their mirror images"
+    from miniai.augment import AugmentCB, capture_preds, rand_flip
+    preds, targs = capture_preds(learn)
+    preds_f, _ = capture_preds(learn, cbs=AugmentCB(partial(rand_flip, p=1.), on_train=False, on_val=True))
+    acc = lambda p: (p.argmax(1) == targs).float().mean().item()
+    return dict(accuracy=acc(preds), flipped_accuracy=acc(preds_f), tta_accuracy=acc(preds.softmax(1) + preds_f.softmax(1)))
 
 
 def main(argv=None):
@@ -175,8 +190,9 @@ def main(argv=None):
     model = get_model(a.model)
     g = torch.Generator().manual_seed(a.seed)
     res = dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
-               small=a.small, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+               small=a.small, aug=a.aug, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
     w = Window().start()
+    if a.aug and a.runner != 'miniai': raise SystemExit('--aug: only with the miniai runner')
     if a.runner == 'raw': run_raw(a, model, g, res)
     elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
     else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
