@@ -121,7 +121,9 @@ def summarize(rows):
             ratios = [ep(rd[runner])/ep(rd['raw']) for rd in rounds.values() if runner in rd and 'raw' in rd]
             tratios = [statistics.mean(e['train_s'] for e in rd[runner]['epochs'])/statistics.mean(e['train_s'] for e in rd['raw']['epochs'])
                        for rd in rounds.values() if runner in rd and 'raw' in rd]
-            res[runner] = dict(n=len(mine), epoch_s=statistics.median(ep(r) for r in mine),
+            nb = lambda r: -(-r['n_train']//r['bs']) + -(-r['n_valid']//r['bs'])  # batches per epoch (as for raw)
+            extra = [(ep(rd[runner]) - ep(rd['raw']))/nb(rd['raw'])*1e6 for rd in rounds.values() if runner in rd and 'raw' in rd]
+            res[runner] = dict(n=len(mine), extra_us=statistics.median(extra) if extra else None, epoch_s=statistics.median(ep(r) for r in mine),
                                img_s=statistics.median(statistics.mean(r['train_img_s']) for r in mine),
                                ratio=statistics.median(ratios) if ratios else None,
                                ratio_min=min(ratios) if ratios else None, ratio_max=max(ratios) if ratios else None,
@@ -137,14 +139,15 @@ def summarize(rows):
 
 
 def fmt_table(summary):
-    lines = ['| run | runner | runs | epoch time (s, median) | ratio to raw (median of rounds; min-max) | training-pass ratio | train images/s | valid loss | accuracy | disturbed runs repeated |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| run | runner | runs | epoch time (s, median) | ratio to raw (median of rounds; min-max) | training-pass ratio | extra time per batch (µs, median) | train images/s | valid loss | accuracy | disturbed runs repeated |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for tag, res in summary.items():
         for runner, s in res.items():
             ratio = '1 (reference)' if runner == 'raw' else ('n/a' if s['ratio'] is None else f"**{s['ratio']:.3f}** ({s['ratio_min']:.3f}-{s['ratio_max']:.3f})")
+            xt = '' if runner == 'raw' or s['extra_us'] is None else f"{s['extra_us']:+.0f}"
             acc = f"{s['acc']:.4f}" + ('' if s['tta'] is None else f", TTA {s['tta']:.4f}")
             tr = '' if runner == 'raw' or s['train_ratio'] is None else f"{s['train_ratio']:.3f}"
-            lines.append(f"| {tag} | {runner} | {s['n']} | {s['epoch_s']:.2f} | {ratio} | {tr} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
+            lines.append(f"| {tag} | {runner} | {s['n']} | {s['epoch_s']:.2f} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
 
 
