@@ -36,8 +36,22 @@ demo: $(STAMP)
 docs: $(STAMP)
 	$(PY) tools/build_docs.py
 
-bench:
-	@echo "make $@: not yet: it arrives with a later lesson (see README.md)"; exit 1
+# Benchmarks (bench/README.md): a plain PyTorch loop against the miniai Learner, in interleaved rounds of fresh
+# processes on full Fashion-MNIST; results go to bench/results/*.jsonl and the table to bench/RESULTS.md.
+# `make bench QUICK=1`: every runner once on the small subset, to check that it runs (about 30 s).
+# ROUNDS=n rounds per model (default 5); BENCH_LOCK=file holds an flock on that file during each round.
+# The full run takes about 40 minutes on a 2-core CPU: 1-epoch rounds of the small CNN and of the ResNet,
+# then one 5-epoch ResNet run per runner for accuracy.
+ROUNDS ?= 5
+bench: $(STAMP)
+ifdef QUICK
+	$(PY) bench/bench.py quick
+else
+	$(PY) bench/bench.py run --model cnn --rounds $(ROUNDS)
+	$(PY) bench/bench.py run --model resnet --rounds $(ROUNDS)
+	$(PY) bench/bench.py run --model resnet --epochs 5 --rounds 1 --runners raw,miniai
+	$(PY) bench/bench.py report
+endif
 
 clean-venv:
 	rm -rf $(VENV)

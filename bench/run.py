@@ -1,0 +1,211 @@
+"""One benchmark run in this process: `python bench/run.py RUNNER [options]` prints one JSON line.
+
+Every runner trains the same model (same initial weights: built after `torch.manual_seed(seed)`), on the same data
+in the same order (training order from `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` each
+epoch), with AdamW and torch's `OneCycleLR` stepped after every training batch, and times each epoch (training pass
+plus validation pass). Runners:
+
+- `raw`: a hand-written PyTorch loop over in-memory tensors: the compute-only reference;
+- `miniai`: `TrainLearner` with `DeviceCB`, `MetricsCB(accuracy=Accuracy())`, `ProgressCB(plot=True)` and
+  `BatchSchedCB`, fed by `fashion_dls` (in-memory `TensorLoader`s): what a user would write;
+- `miniai-hf`: the same Learner fed by lesson 04's per-item path: the Hugging Face `DatasetDict`, a
+  `with_transform` that turns each PIL image into a tensor, `DataLoaders.from_dd`;
+- `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
+"""
+from __future__ import annotations
+import argparse, json, os, platform, sys, time
+from functools import partial
+from pathlib import Path
+
+MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-hf', 'fastai', 'lightning'])
+    p.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn',
+                   help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead")
+    p.add_argument('--epochs', type=int, default=1)
+    p.add_argument('--bs', type=int, default=256)
+    p.add_argument('--lr', type=float, default=None, help='the one-cycle peak learning rate (default: per model)')
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
+    p.add_argument('--aug', action='store_true',
+                   help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
+    p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
+    p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
+                   help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
+    p.add_argument('--plot-dir', type=Path, default=None, help="where ProgressCB saves its loss plot (default: a temp dir)")
+    a = p.parse_args(argv)
+    if a.lr is None: a.lr = MAX_LR[a.model]
+    return a
+
+
+def proc_busy_s():
+    "CPU seconds spent by everything on the machine since boot (all cores; idle and iowait excluded), from /proc/stat"
+    try:
+        with open('/proc/stat') as f: vals = [int(v) for v in f.readline().split()[1:]]
+    except OSError: return float('nan')
+    user, nice, system, idle, iowait, irq, softirq, steal = (vals + [0]*8)[:8]
+    return (user + nice + system + irq + softirq) / os.sysconf('SC_CLK_TCK')
+
+
+class Window:
+    "Wall time, this process's CPU time and the rest of the machine's CPU time between `start` and `stop`"
+    def start(self):
+        self.t, self.cpu, self.busy = time.perf_counter(), time.process_time(), proc_busy_s()
+        return self
+    def stop(self):
+        wall, cpu = time.perf_counter() - self.t, time.process_time() - self.cpu
+        return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.))
+
+
+def get_model(name):
+    "The benchmarked model: the small lesson CNN (lesson 10's `get_model`) or the lesson ResNet (lesson 12)"
+    import torch
+    from torch import nn
+    if name == 'linear': return nn.Sequential(nn.Flatten(), nn.Linear(28*28, 10))
+    if name == 'cnn':
+        from miniai.init import get_model as cnn
+        return cnn()
+    from miniai.resnet import get_resnet
+    return get_resnet()
+
+
+def load_tensors(small):
+    "Fashion-MNIST as float32 images (n,1,28,28) in [0,1] and int64 labels: what `fashion_dls` holds"
+    from miniai.data import load_fmnist
+    fm = load_fmnist(small=small)
+    prep = lambda x: x.float().div_(255)[:, None]
+    return prep(fm.x_train), fm.y_train, prep(fm.x_test), fm.y_test
+
+
+def run_raw(a, model, g, res):
+    "The reference: a plain loop over in-memory tensors, the same steps in the same order as the Learner's"
+    import torch, torch.nn.functional as F
+    from torch import optim
+    xt, yt, xv, yv = load_tensors(a.small)
+    n, bs = len(xt), a.bs
+    nb = (n + bs - 1) // bs
+    opt = optim.AdamW(model.parameters(), lr=a.lr)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs*nb)
+    res['n_train'], res['n_valid'] = n, len(xv)
+    for epoch in range(a.epochs):
+        w, t0 = Window().start(), time.perf_counter()
+        model.train()
+        idxs = torch.randperm(n, generator=g)
+        for i in range(nb):
+            b = idxs[i*bs:(i+1)*bs]
+            xb, yb = xt[b], yt[b]
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+        t1 = time.perf_counter()
+        model.eval()
+        tot_loss, correct = 0., 0
+        with torch.no_grad():
+            for i in range(0, len(xv), bs):
+                xb, yb = xv[i:i+bs], yv[i:i+bs]
+                preds = model(xb)
+                tot_loss += F.cross_entropy(preds, yb) * len(yb)
+                correct += (preds.argmax(1) == yb).sum()
+        res['epochs'].append(dict(train_s=t1 - t0, valid_loss=float(tot_loss)/len(xv),
+                                  accuracy=float(correct)/len(xv), **w.stop()))
+
+
+def _timer_cbs(res):
+    "Two callbacks that bracket each epoch: the first runs before every other callback, the last after all of them"
+    from miniai.learner import Callback
+    class EpochStart(Callback):
+        order = -10**6
+        def before_epoch(self, learn):
+            if learn.training: self.w, self.t0 = Window().start(), time.perf_counter()
+        def after_epoch(self, learn):
+            if learn.training: self.t1 = time.perf_counter()
+    start = EpochStart()
+    class EpochEnd(Callback):
+        order = 10**6
+        def after_epoch(self, learn):
+            if not learn.training:
+                h = learn.metrics.history[-1]
+                res['epochs'].append(dict(train_s=start.t1 - start.t0, valid_loss=h['loss'], accuracy=h['accuracy'],
+                                          **start.w.stop()))
+    return [start, EpochEnd()]
+
+
+def hf_dls(a, g):
+    "Lesson 04's per-item path: each PIL image becomes a tensor in a `with_transform`, then `DataLoaders.from_dd`"
+    from miniai.datasets import DataLoaders, fashion_mnist_dd, image_to_tensor, inplace
+    dd = fashion_mnist_dd(small=a.small)
+    @inplace
+    def transformi(b): b['image'] = [image_to_tensor(o) for o in b['image']]
+    dls = DataLoaders.from_dd(dd.with_transform(transformi), a.bs)
+    dls.train.sampler.generator = g  # the RandomSampler draws torch.randperm(n, generator=g): the same order as `raw`
+    return dls
+
+
+def run_miniai(a, model, g, res):
+    "What a user writes: `TrainLearner` with the usual callbacks, on the in-memory or the per-item data path"
+    import tempfile
+    import torch.nn.functional as F
+    from torch import optim
+    from miniai.learner import Accuracy, DeviceCB, MetricsCB, ProgressCB, TrainLearner
+    from miniai.sgd import BatchSchedCB
+    if a.runner == 'miniai':
+        from miniai.datasets import fashion_dls
+        dls = fashion_dls(a.bs, small=a.small)
+        dls.train.generator = g
+    else: dls = hf_dls(a, g)
+    res['n_train'], res['n_valid'] = len(dls.train.dataset), len(dls.valid.dataset)
+    sched = partial(optim.lr_scheduler.OneCycleLR, max_lr=a.lr, total_steps=a.epochs*len(dls.train))
+    plot_dir = a.plot_dir or Path(tempfile.mkdtemp(prefix='miniai-bench-'))
+    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
+    if a.progress != 'none': cbs.append(ProgressCB(plot=a.progress == 'plot', fname=plot_dir/'loss.png'))
+    if a.aug:
+        from miniai.augment import augment_cb
+        cbs.append(augment_cb())
+    learn = TrainLearner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=optim.AdamW)
+    learn.fit(a.epochs, cbs=_timer_cbs(res))
+    if a.aug: res['tta'] = tta(learn)
+
+
+def tta(learn):
+    "Test-time augmentation: average the predicted probabilities for the validation images and their mirror images"
+    from miniai.augment import AugmentCB, capture_preds, rand_flip
+    preds, targs = capture_preds(learn)
+    preds_f, _ = capture_preds(learn, cbs=AugmentCB(partial(rand_flip, p=1.), on_train=False, on_val=True))
+    acc = lambda p: (p.argmax(1) == targs).float().mean().item()
+    return dict(accuracy=acc(preds), flipped_accuracy=acc(preds_f), tta_accuracy=acc(preds.softmax(1) + preds_f.softmax(1)))
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model = get_model(a.model)
+    g = torch.Generator().manual_seed(a.seed)
+    res = dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
+               small=a.small, aug=a.aug, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+    w = Window().start()
+    if a.aug and a.runner != 'miniai': raise SystemExit('--aug: only with the miniai runner')
+    if a.runner == 'raw': run_raw(a, model, g, res)
+    elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
+    else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
+    fit = w.stop()
+    eps = res['epochs']
+    for e in eps: e['train_img_s'] = res['n_train']/e['train_s']
+    res.update(epoch_s=[e['wall_s'] for e in eps], train_img_s=[e['train_img_s'] for e in eps],
+               valid_loss=eps[-1]['valid_loss'], accuracy=eps[-1]['accuracy'],
+               fit_s=fit['wall_s'], other_cpu_s=sum(e['other_cpu_s'] for e in eps),
+               total_s=time.perf_counter() - t_start)
+    line = json.dumps(res)
+    if a.json: a.json.write_text(line + '\n')
+    print(line, flush=True)
+
+
+if __name__ == '__main__': main()
