@@ -181,6 +181,15 @@ def tta(learn):
     return dict(accuracy=acc(preds), flipped_accuracy=acc(preds_f), tta_accuracy=acc(preds.softmax(1) + preds_f.softmax(1)))
 
 
+def _git_commit():
+    "The checkout's commit, with '+dirty' when miniai/ has uncommitted changes: which Learner was measured"
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True).stdout.strip()
+    try: return git('rev-parse', '--short', 'HEAD') + ('+dirty' if git('status', '--porcelain', 'miniai') else '')
+    except OSError: return None
+
+
 def main(argv=None):
     a = parse_args(argv)
     t_start = time.perf_counter()
@@ -203,6 +212,7 @@ def main(argv=None):
                valid_loss=eps[-1]['valid_loss'], accuracy=eps[-1]['accuracy'],
                fit_s=fit['wall_s'], other_cpu_s=sum(e['other_cpu_s'] for e in eps),
                total_s=time.perf_counter() - t_start)
+    res['git'] = _git_commit()
     line = json.dumps(res)
     if a.json: a.json.write_text(line + '\n')
     print(line, flush=True)
