@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_learner.ipynb #f191478f
 from __future__ import annotations
-import copy, functools, math, sys, time
+import copy, functools, math, sys, time, warnings
 from collections.abc import Mapping
 from operator import attrgetter
 from pathlib import Path
@@ -17,7 +17,8 @@ from .conv import def_device, to_device
 # %% auto #0
 __all__ = ['Metric', 'Accuracy', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs',
            'with_cbs', 'Learner', 'TrainCB', 'to_cpu', 'MetricsCB', 'DeviceCB', 'ProgressCB', 'save_loss_plot',
-           'TrainLearner', 'MomentumLearner', 'SingleBatchCB', 'LRFinderCB']
+           'TrainLearner', 'MomentumLearner', 'SingleBatchCB', 'LRFinderCB', 'SanityCheckCB', 'NonFiniteLossError',
+           'NaNCheckCB']
 
 # %% ../nbs/08_learner.ipynb #6e7d1b53
 class Metric:
@@ -114,16 +115,18 @@ def _opt_params(opt):
 
 class Learner:
     "Train `model` on `dls` with `loss_func`; callbacks (or a subclass) supply the steps of a batch"
+    check_cbs = ()  # callback classes each `fit` adds while `checks` is on: set in "Catching mistakes early", near the end
     def __init__(self,
                  model, # the `nn.Module` to train
                  dls=(0,), # `DataLoaders` (with `.train` and `.valid`) or a (train, valid) pair
                  loss_func=F.mse_loss, # called as `loss_func(preds, *targets)`
                  lr=0.1, # the learning rate each `fit` starts with, unless `fit` is given one
                  cbs=None, # callbacks used by every `fit`
-                 opt_func=optim.SGD # builds the optimizer: `opt_func(params, lr)`
+                 opt_func=optim.SGD, # builds the optimizer: `opt_func(params, lr)`
+                 checks=True # add the callbacks of `Learner.check_cbs` to every `fit` (first-batch checks, NaN loss)
                 ):
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
-        self.cbs, self.opt = _listify(cbs), None
+        self.cbs, self.opt, self.checks = _listify(cbs), None, checks
         self._sorted = self._handlers = None  # during fit: the sorted callbacks, and event name -> their methods
 
     def callback(self, method_nm):
@@ -175,8 +178,10 @@ class Learner:
            ):
         "Train for `n_epochs`, each a training pass and a validation pass, running the callbacks' events"
         cbs = _listify(cbs)
+        if self.checks: cbs += [c() for c in self.check_cbs if not any(isinstance(cb, c) for cb in self.cbs + cbs)]
         self.cbs += cbs
         outer = self._handlers, self._sorted  # a fit run by a callback inside a fit gets its own lists
+        mode = self.model.training
         try:
             self._sorted, self._handlers = sorted(self.cbs, key=attrgetter('order')), {}
             self._check_steps(train)
@@ -184,8 +189,10 @@ class Learner:
             self._setup_opt(self.lr if lr is None else lr, reset_opt)
             self._fit(train, valid)
         except BaseException:
-            # an error or Ctrl-C may land between backward and zero_grad: never carry those gradients into the next fit
+            # an error or Ctrl-C may land between backward and zero_grad: never carry those gradients into the next fit,
+            # and leave the model in the train/eval mode it had before, not in that of the interrupted pass
             self.model.zero_grad()
+            self.model.train(mode)
             raise
         finally:
             for cb in cbs: self.cbs.remove(cb)
@@ -318,9 +325,10 @@ class ProgressCB(Callback):
                  bar_every=0.5 # redraw the batch bar, with the loss read for it, at most this often (seconds)
                 ):
         self.plot, self.fname, self.plot_every, self.bar_every = plot, fname, plot_every, bar_every
+        self.started = False  # between before_fit and cleanup_fit: a fit that failed earlier has nothing to clean up here
 
     def before_fit(self, learn):
-        self.notebook = _in_notebook()
+        self.started, self.notebook = True, _in_notebook()
         # a bar redrawn with '\r' is noise in a log file or a pipe: there, only the lines of the table
         self.bars, self.mbar = self.notebook or getattr(sys.stdout, 'isatty', lambda: False)(), None
         if self.bars: learn.epochs = self.mbar = (NBMasterBar if self.notebook else ConsoleMasterBar)(learn.epochs)
@@ -369,6 +377,8 @@ class ProgressCB(Callback):
         self.t_plot = time.perf_counter()
 
     def cleanup_fit(self, learn):
+        if not self.started: return
+        self.started = False
         if self.metrics is not None: self.metrics.log_fn = self._old_log
         if not self.plot: return
         if self.notebook:
@@ -406,10 +416,11 @@ class TrainLearner(Learner):
 class MomentumLearner(TrainLearner):
     "`TrainLearner` that keeps `mom` times the gradients instead of zeroing them: with plain SGD, SGD with momentum"
     def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD,
-                 mom=0.85 # the fraction of the gradients kept for the next step
+                 mom=0.85, # the fraction of the gradients kept for the next step
+                 checks=True # as for `Learner`
                 ):
         self.mom = mom
-        super().__init__(model, dls, loss_func, lr, cbs, opt_func)
+        super().__init__(model, dls, loss_func, lr, cbs, opt_func, checks)
 
     def zero_grad(self):
         with torch.no_grad():
@@ -427,7 +438,22 @@ class LRFinderCB(Callback):
     "Multiply the learning rate by `gamma` every batch, recording the loss; stop when it exceeds `max_mult` x its minimum"
     def __init__(self, gamma=1.3, max_mult=3): self.gamma, self.max_mult = gamma, max_mult
 
-    def before_fit(self, learn): self.lrs, self.losses, self.min = [], [], math.inf
+    def before_fit(self, learn):
+        self.lrs, self.losses, self.min = [], [], math.inf
+        self._check_length(learn)
+
+    def _check_length(self, learn):
+        "Fail at once when the learning rate cannot grow to 1 in the batches of this fit: the finder would find nothing"
+        if not self.gamma > 1: raise ValueError(f'LRFinderCB: gamma={self.gamma!r} must be above 1, or the learning rate never grows')
+        dl = learn.dls.train if hasattr(learn.dls, 'train') else learn.dls[0]
+        if not hasattr(dl, '__len__') or len(dl) == 0: return
+        n, lr = len(dl)*learn.n_epochs, learn.opt.param_groups[0]['lr']
+        need = math.ceil(math.log(1/lr)/math.log(self.gamma)) + 1  # lr, lr*gamma, ... up to 1
+        if n >= need: return
+        raise ValueError(f'lr_find: the training DataLoader has {len(dl)} batches and max_epochs={learn.n_epochs}, so the finder can try '
+                         f'only {n} learning rates, from {lr:.2g} up to {lr*self.gamma**(n-1):.2g} (gamma={self.gamma}): too few to reach 1, '
+                         f"above which almost any model's loss rises. It needs {need} batches: use max_epochs={math.ceil(need/len(dl))} "
+                         f'or more, a smaller batch size, more data, or a larger gamma.')
 
     def before_epoch(self, learn):
         if not learn.training: raise CancelEpochException()  # validation tells the finder nothing
@@ -466,3 +492,203 @@ class LRFinderCB(Callback):
         return ax
 
     def __repr__(self): return f'LRFinderCB(tried {len(self.lrs)} learning rates, suggestion={self.suggestion:.3g})'
+
+# %% ../nbs/08_learner.ipynb #8d85fe27
+def _describe(x):
+    "What a batch item is, for error messages: dtype, shape and device of a tensor; the keys of a dict; else the type"
+    if isinstance(x, torch.Tensor): return f'{x.dtype} tensor of shape {tuple(x.shape)} on {x.device}'
+    if isinstance(x, Mapping): return f'dict with keys {list(x)}'
+    return type(x).__name__
+
+def _name(f):
+    "The name of a function, a partial or a callable object"
+    f = getattr(f, 'func', f)
+    return getattr(f, '__name__', type(f).__name__)
+
+def _lr(opt):
+    "The learning rate of an optimizer's first parameter group (None without an optimizer)"
+    if hasattr(opt, 'param_groups'): return opt.param_groups[0]['lr']
+    return getattr(opt, 'lr', None)
+
+def _split(learn):
+    "How the standard steps split a batch: ('TrainCB', n_inp) or ('TrainLearner', 1); None for steps written by the user"
+    t = type(learn)
+    if t.predict is not Learner.predict or t.get_loss is not Learner.get_loss:
+        return ('TrainLearner', 1) if (t.predict, t.get_loss) == (TrainLearner.predict, TrainLearner.get_loss) else None
+    steps = [cb for cb in learn.cbs if hasattr(cb, 'predict') or hasattr(cb, 'get_loss')]
+    if len(steps) == 1 and isinstance(steps[0], TrainCB) and \
+       (type(steps[0]).predict, type(steps[0]).get_loss) == (TrainCB.predict, TrainCB.get_loss): return ('TrainCB', steps[0].n_inp)
+
+def _tensors(x):
+    "The tensors in `x`, through dicts, lists and tuples"
+    if isinstance(x, torch.Tensor): return [x]
+    if isinstance(x, Mapping): x = list(x.values())
+    return [t for o in x for t in _tensors(o)] if isinstance(x, (list, tuple)) else []
+
+# %% ../nbs/08_learner.ipynb #3946925e
+def _empty_msg(dl, name):
+    "Why the `name` DataLoader `dl` gives no batches, and what to do"
+    ds, bs = getattr(dl, 'dataset', None), getattr(dl, 'batch_size', None)
+    n = len(ds) if hasattr(ds, '__len__') else None
+    if n == 0: why = 'its dataset has no items: check how the data were loaded and split'
+    elif n is not None and bs and n < bs and getattr(dl, 'drop_last', False):
+        why = (f'its dataset has {n} items, fewer than batch_size={bs}, and drop_last=True drops that one partial batch: '
+               f'use a smaller batch size, or drop_last=False')
+    else: why = f'dataset of {n} items, batch_size={bs}: check the data and the sampler'
+    if name == 'validation': why += '; or skip validation with fit(..., valid=False)'
+    return f'The {name} DataLoader is empty: it gave no batches ({type(dl).__name__}); {why}'
+
+def _batch_msg(batch, who, n_inp):
+    "The batch cannot be split into inputs and targets by the standard steps"
+    parts = f'batch[:{n_inp}] and the targets batch[{n_inp}:]' if who == 'TrainCB' else 'batch[0] and the targets batch[1]'
+    fix = ('use DataLoaders.from_dd(dd, batch_size, as_tuple=True), or a collate function that returns (x, y)' if isinstance(batch, Mapping)
+           else 'make the Dataset return (x, y) pairs (e.g. TensorDataset(x, y)), or the collate function return a tuple')
+    return f"The batch is a {_describe(batch)}, but {who} gives the model the inputs {parts}, so a batch must be a tuple or list such as (x, y): {fix}"
+
+def _loss_hint(preds, targs):
+    "The likely fix when the loss fails on `preds` and `targs`, or would broadcast them"
+    if not targs: return 'The batch has nothing after the model inputs: the loss gets no targets (check n_inp and the Dataset)'
+    t = targs[0]
+    if not (isinstance(preds, torch.Tensor) and isinstance(t, torch.Tensor)): return 'Check what the model and the Dataset return'
+    if preds.ndim > 2 and all(s == 1 for s in preds.shape[2:]):
+        return 'The model output has extra dimensions of size 1: add nn.Flatten() at the end of the model'
+    if preds.ndim and t.ndim and len(preds) != len(t):
+        return f'The model output has {len(preds)} rows but there are {len(t)} targets: a reshape in the model mixes up the batch dimension'
+    if preds.shape == t.shape and preds.ndim == 2 and not t.is_floating_point():
+        return ('The targets look one-hot (one integer column per class): cross-entropy takes class indices, y.argmax(1), '
+                'or class probabilities as floats, y.float()')
+    if preds.shape == (*t.shape, 1):
+        return f'Give the targets the shape of the model output, {tuple(preds.shape)}, with y[:, None], or flatten the output with nn.Flatten(0)'
+    if t.shape == (*preds.shape, 1):
+        return f'Give the targets the shape of the model output, {tuple(preds.shape)}, with y.squeeze(-1)'
+    if preds.ndim == t.ndim + 1 and t.is_floating_point():
+        return 'The targets are floats, one per item: cross-entropy takes class indices as integers, y.long()'
+    return 'Check that the model output and the targets are what this loss expects'
+
+def _check_loss(learn, who, n_inp):
+    "Call the loss on the first predictions, as the standard `get_loss` will: raise a clear error if it fails or broadcasts"
+    targs = learn.batch[n_inp:] if who == 'TrainCB' else learn.batch[1:2]
+    shapes = f'model output: {_describe(learn.preds)}; targets: {", ".join(map(_describe, targs)) or "none"}'
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        try: learn.loss_func(learn.preds, *targs)
+        except Exception as e:
+            raise ValueError(f'loss_func={_name(learn.loss_func)} failed on the first batch ({shapes}). '
+                             f'{_loss_hint(learn.preds, targs)}. ({type(e).__name__}: {e})') from e
+    if any('target size' in str(w.message) for w in ws):  # torch's warning when mse_loss, l1_loss... broadcast
+        raise ValueError(f'loss_func={_name(learn.loss_func)} would broadcast the first batch, which gives wrong values ({shapes}). '
+                         f'{_loss_hint(learn.preds, targs)}.')
+
+def _input_error(learn, exc):
+    "An error explaining `exc`, raised by the model on the first batch, when its inputs are on another device or of another dtype"
+    p = next(learn.model.parameters(), None) if hasattr(learn.model, 'parameters') else None
+    if p is None: return None
+    split = _split(learn)
+    xs = _tensors(learn.batch[:split[1]] if split and isinstance(learn.batch, (tuple, list)) else learn.batch)
+    for x in xs:
+        if x.device != p.device:
+            return RuntimeError(f"The model's parameters are on {p.device} but its input is a {_describe(x)}: add DeviceCB() to the "
+                                f"callbacks, which moves the model and every batch to one device (or move both yourself)")
+    for x in xs:
+        if x.dtype != p.dtype and 'type' in str(exc):
+            fix = 'x.float()/255 for images stored as bytes' if x.dtype == torch.uint8 else f'x.to({p.dtype})'
+            return TypeError(f"The model's parameters are {p.dtype} but its input is a {_describe(x)}: convert the inputs "
+                             f"(e.g. {fix}) in the Dataset, the collate function, or a callback's before_batch")
+
+def _worker_msg(name, n, epoch, dl, e):
+    "One readable line for an error from a worker process of the `name` DataLoader `dl`, after `n` batches of `epoch`"
+    text = str(e).strip()
+    lines = [l for l in text.splitlines() if l.strip()]
+    at = f'The {name} DataLoader failed in epoch {epoch}, after {n} batches'
+    if text.startswith('Caught '):  # torch re-raises a worker's exception with the worker's traceback as text
+        where = lines[0].rstrip('.').split(' in ', 1)[-1]
+        return (f'{at}: {lines[-1].strip()} (raised in {where}; its traceback is in the error above). '
+                f'With num_workers=0 the data load in this process, where errors are easier to debug.')
+    return (f'{at}: a worker process died ({text}). Workers die when memory runs out (use fewer than '
+            f'num_workers={getattr(dl, "num_workers", "?")}, or a smaller batch size) or when the '
+            f"Dataset's code crashes; with num_workers=0 the data load in this process, where a crash shows its own error.")
+
+# %% ../nbs/08_learner.ipynb #a07375cc
+class SanityCheckCB(Callback):
+    "Check the data loaders, the batch, the model's inputs and the loss at the first batch of each pass of `fit`"
+    order = 100  # last: it sees the batch, predictions and loss as the other callbacks left them
+    stage = outer = None  # `cleanup_fit` runs even when `before_fit` did not (an earlier callback failed): it needs these
+
+    def before_fit(self, learn):
+        self.checked, self.stage = set(), None  # the passes (training True/False) whose first batch passed
+        self.outer = sys.exc_info()[1]  # an exception already being handled around `fit` is not ours to explain
+
+    def before_epoch(self, learn):
+        dls, self.name = learn.dls, 'training' if learn.training else 'validation'
+        self.raw = (dls.train if learn.training else dls.valid) if hasattr(dls, 'train') else dls[0 if learn.training else 1]
+        if hasattr(self.raw, '__len__') and len(self.raw) == 0: raise ValueError(_empty_msg(self.raw, self.name))
+        self.seen = 0  # batches started in this pass
+
+    def before_batch(self, learn):
+        self.seen += 1
+        if learn.training in self.checked: return
+        split = _split(learn)
+        if split and not isinstance(learn.batch, (tuple, list)): raise TypeError(_batch_msg(learn.batch, *split))
+        self.stage, learn.preds = 'predict', None
+
+    def after_predict(self, learn):
+        if learn.training in self.checked: return
+        self.stage, split = None, _split(learn)
+        if split: _check_loss(learn, *split)
+
+    def after_loss(self, learn):
+        if learn.training in self.checked: return
+        loss = learn.loss
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError(f'loss_func={_name(learn.loss_func)} returned a {_describe(loss)}, not a single number: backward() '
+                             f"needs a scalar. Keep the loss's default reduction='mean' (not 'none'), or average it with .mean()")
+        self.checked.add(learn.training)
+
+    def after_epoch(self, learn):
+        if not self.seen: raise ValueError(_empty_msg(self.raw, self.name))  # a loader with no len() that gave nothing
+
+    def cleanup_fit(self, learn):
+        exc, stage = sys.exc_info()[1], self.stage  # the exception ending this fit, if any
+        self.stage = None
+        if not isinstance(exc, Exception) or exc is self.outer: return
+        if 'DataLoader worker' in str(exc):  # a worker raised, or died
+            raise RuntimeError(_worker_msg(self.name, self.seen, learn.epoch, self.raw, exc)) from exc
+        if stage == 'predict' and learn.preds is None:
+            err = _input_error(learn, exc)
+            if err is not None: raise err from exc
+
+# %% ../nbs/08_learner.ipynb #cb80a431
+class NonFiniteLossError(FloatingPointError):
+    "The training loss became NaN or infinite"
+
+class NaNCheckCB(Callback):
+    "Stop training with `NonFiniteLossError` when the training loss is NaN or infinite; reads the losses every `every` batches"
+    order = 100  # after LRFinderCB, which stops by itself when the loss explodes
+
+    def __init__(self, every=100): self.every = every  # batches between reads (and one read at the end of each training pass)
+    def before_fit(self, learn): self.pending, self.prev = [], None
+    def after_batch(self, learn):
+        if not learn.training: return
+        self.pending.append((learn.iter, _lr(learn.opt), learn.loss.detach()))
+        if len(self.pending) >= self.every: self._check(learn)
+    def after_epoch(self, learn):
+        if learn.training: self._check(learn)
+
+    def _check(self, learn):
+        if not self.pending: return
+        finite = torch.isfinite(torch.stack([l.reshape(()) for *_, l in self.pending]).float())
+        if bool(finite.all()):  # the one read
+            self.prev, self.pending = self.pending[-1], []
+            return
+        i = int((~finite).nonzero()[0])
+        it, lr, loss = self.pending[i]
+        prev = self.pending[i-1] if i else self.prev
+        before = f'; the batch before had loss {prev[2].item():.4g}' if prev is not None else ''
+        lr = 'none' if lr is None else f'{float(lr):.3g}'
+        raise NonFiniteLossError(
+            f'The training loss became {loss.item()} at epoch {learn.epoch}, batch {it} (lr={lr}){before}. Lower the learning rate '
+            f'(learn.lr_find() suggests one), look for NaN or infinite values in the data, or clip the gradients. '
+            f'Learner(..., checks=False) turns this check off.')
+
+# %% ../nbs/08_learner.ipynb #db4412b8
+Learner.check_cbs = (SanityCheckCB, NaNCheckCB)

@@ -71,3 +71,269 @@ def test_miniai_small_not_a_number(monkeypatch, v):
 def test_miniai_small_numbers(monkeypatch, v, want):
     monkeypatch.setenv('MINIAI_SMALL', v)
     assert D.small_mode() is want
+
+# ---------------------------------------------------------------- the Learner's checks (lesson 08)
+# Each mistake is made on a tiny problem; the error must name the offending values, chain PyTorch's error where
+# there is one, and leave the Learner able to fit again once the mistake is fixed.
+
+import functools, os, re, signal
+from torch import nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from miniai.learner import (Learner, TrainLearner, TrainCB, DeviceCB, MetricsCB, ProgressCB, Accuracy, Callback,
+                            NonFiniteLossError, NaNCheckCB, SanityCheckCB, CancelFitException)
+
+def _blobs(x=None, y=None, bs=8, valid=None, **kw):
+    g = torch.Generator().manual_seed(0)
+    if y is None: y = torch.randint(0, 4, (40,), generator=g)
+    if x is None: x = torch.randn(len(y), 6, generator=g)
+    tr = DataLoader(TensorDataset(x, y), bs, **kw)
+    return DataLoaders(tr, valid if valid is not None else DataLoader(TensorDataset(x, y), bs))
+
+def _learner(model=None, dls=None, loss_func=F.cross_entropy, cbs=None, **kw):
+    return Learner(model if model is not None else nn.Linear(6, 4), dls if dls is not None else _blobs(), loss_func,
+                   cbs=[TrainCB()] if cbs is None else cbs, **kw)
+
+def _fit_error(learn, exc_type, n_epochs=1, **kw):
+    with pytest.raises(exc_type) as e: learn.fit(n_epochs, **kw)
+    return str(e.value), e.value
+
+def test_input_dtype_float64():
+    m, e = _fit_error(_learner(dls=_blobs(x=torch.randn(40, 6, dtype=torch.float64))), TypeError)
+    assert 'torch.float64' in m and 'torch.float32' in m and 'shape (8, 6)' in m
+    assert isinstance(e.__cause__, RuntimeError)  # PyTorch's own error, chained
+
+def test_input_dtype_uint8_images():
+    x = torch.randint(0, 255, (40, 1, 4, 4), dtype=torch.uint8)
+    model = nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten())
+    m, _ = _fit_error(_learner(model, _blobs(x=x)), TypeError)
+    assert 'torch.uint8' in m and 'shape (8, 1, 4, 4)' in m and 'x.float()/255' in m
+
+def test_input_device():
+    m, e = _fit_error(_learner(nn.Linear(6, 4, device='meta')), RuntimeError)
+    assert 'on meta' in m and 'on cpu' in m and 'DeviceCB()' in m and e.__cause__ is not None
+
+def test_input_device_train_learner():
+    learn = TrainLearner(nn.Linear(6, 4, device='meta'), _blobs(), F.cross_entropy)
+    m, _ = _fit_error(learn, RuntimeError)
+    assert 'on meta' in m and 'DeviceCB()' in m
+
+def test_model_error_not_about_inputs_is_untouched():
+    "A model bug unrelated to dtype or device keeps PyTorch's own error."
+    with pytest.raises(RuntimeError, match='mat1 and mat2 shapes'): _learner(nn.Linear(5, 4)).fit(1)
+
+def test_missing_flatten():
+    model = nn.Sequential(nn.Linear(6, 4), nn.Unflatten(1, (4, 1, 1)))
+    m, e = _fit_error(_learner(model), ValueError)
+    assert '(8, 4, 1, 1)' in m and '(8,)' in m and 'nn.Flatten()' in m and e.__cause__ is not None
+
+def test_one_hot_targets():
+    y = torch.arange(40) % 4
+    m, _ = _fit_error(_learner(dls=_blobs(y=F.one_hot(y, 4))), ValueError)
+    assert 'torch.int64 tensor of shape (8, 4)' in m and 'argmax(1)' in m
+
+def test_float_class_targets():
+    m, _ = _fit_error(_learner(dls=_blobs(y=(torch.arange(40) % 4).float())), ValueError)
+    assert 'torch.float32 tensor of shape (8,)' in m and 'y.long()' in m
+
+def test_batch_size_mismatch():
+    model = nn.Sequential(nn.Linear(6, 4), nn.Flatten(0), nn.Unflatten(0, (-1, 8)))  # (8, 4) -> (4, 8)
+    m, _ = _fit_error(_learner(model), ValueError)
+    assert 'shape (4, 8)' in m and 'shape (8,)' in m and '4 rows' in m
+
+def test_mse_broadcast():
+    x = torch.randn(40, 1); y = 2*x[:, 0]
+    m, _ = _fit_error(_learner(nn.Linear(1, 1), _blobs(x=x, y=y), F.mse_loss), ValueError)
+    assert 'mse_loss' in m and '(8, 1)' in m and '(8,)' in m and 'broadcast' in m and 'y[:, None]' in m
+
+def test_loss_not_scalar():
+    m, _ = _fit_error(_learner(loss_func=functools.partial(F.cross_entropy, reduction='none')), ValueError)
+    assert 'cross_entropy' in m and 'shape (8,)' in m and "reduction='mean'" in m
+
+def test_loss_not_scalar_custom_steps():
+    "Steps written in a Learner subclass get the scalar check too."
+    class MyLearner(TrainLearner):
+        def get_loss(self): self.loss = (self.preds - self.preds.mean()).pow(2).mean(1)
+    m, _ = _fit_error(MyLearner(nn.Linear(6, 4), _blobs(), F.cross_entropy), ValueError)
+    assert 'shape (8,)' in m
+
+def test_batch_not_a_tuple():
+    x = torch.randn(40, 6)
+    m, _ = _fit_error(_learner(dls=DataLoaders(DataLoader(x, 8), DataLoader(x, 8))), TypeError)
+    assert 'torch.float32 tensor of shape (8, 6)' in m and 'TrainCB' in m and 'batch[:1]' in m
+
+def test_batch_a_dict():
+    ds = [{'x': torch.randn(6), 'y': 1} for _ in range(16)]
+    m, _ = _fit_error(_learner(dls=DataLoaders(DataLoader(ds, 8), DataLoader(ds, 8))), TypeError)
+    assert "dict with keys ['x', 'y']" in m and 'as_tuple=True' in m
+
+def test_batch_not_a_tuple_train_learner():
+    x = torch.randn(40, 6)
+    m, _ = _fit_error(TrainLearner(nn.Linear(6, 4), DataLoaders(DataLoader(x, 8), DataLoader(x, 8)), F.cross_entropy), TypeError)
+    assert 'TrainLearner' in m and 'batch[0]' in m and 'shape (8, 6)' in m
+
+def test_empty_training_loader():
+    m, _ = _fit_error(_learner(dls=_blobs(x=torch.randn(5, 6), y=torch.zeros(5, dtype=torch.long), bs=8, drop_last=True)), ValueError)
+    assert 'training DataLoader is empty' in m and '5 items' in m and 'batch_size=8' in m and 'drop_last=False' in m
+
+def test_empty_validation_loader():
+    empty = DataLoader(TensorDataset(torch.zeros(0, 6), torch.zeros(0, dtype=torch.long)), 8)
+    m, _ = _fit_error(_learner(dls=_blobs(valid=empty)), ValueError)
+    assert 'validation DataLoader is empty' in m and 'no items' in m and 'valid=False' in m
+
+def test_empty_loader_without_len():
+    class NoLen:
+        def __iter__(self): return iter([])
+    m, _ = _fit_error(_learner(dls=(NoLen(), NoLen())), ValueError)
+    assert 'training DataLoader is empty' in m and 'NoLen' in m
+
+def _exploding(**kw):
+    x = torch.randn(400, 1); y = 3*x + 2
+    return Learner(nn.Linear(1, 1), _blobs(x=x, y=y, bs=16), F.mse_loss, lr=5., cbs=[TrainCB()], **kw)
+
+def test_nan_loss_stops_training():
+    learn = _exploding()
+    m, e = _fit_error(learn, NonFiniteLossError, 5)
+    assert isinstance(e, FloatingPointError)
+    assert ('became inf' in m or 'became nan' in m) and 'lr=5' in m and 'checks=False' in m
+    epoch, batch = map(int, re.search(r'at epoch (\d+), batch (\d+)', m).groups())
+    assert 0 <= epoch < 5 and 0 <= batch < 25
+    learn.checks = False; learn.fit(1)  # the Learner still works (with NaN weights, now that nothing stops it)
+
+def test_nan_loss_first_bad_batch_exact():
+    "The report names exactly the first non-finite batch, even when it is read many batches later."
+    bad_at = (1, 3)
+    class Poison(Callback):
+        order = 50
+        def after_loss(self, learn):
+            if learn.training and (learn.epoch, learn.iter) == bad_at: learn.loss = learn.loss * float('nan')
+    learn = _learner(cbs=[TrainCB(), Poison()], lr=0.01)
+    m, _ = _fit_error(learn, NonFiniteLossError, 3)
+    assert 'became nan at epoch 1, batch 3 ' in m and 'lr=0.01' in m
+
+def test_nan_check_every():
+    "With every=2 the error comes within two batches of the bad one."
+    seen = []
+    class Poison(Callback):
+        order = 50
+        def after_loss(self, learn):
+            if learn.training and learn.iter == 1: learn.loss = learn.loss / 0.
+        def after_batch(self, learn): seen.append(learn.iter)
+    learn = _learner(cbs=[TrainCB(), Poison(), NaNCheckCB(every=2)])
+    m, _ = _fit_error(learn, NonFiniteLossError)
+    assert 'became inf at epoch 0, batch 1 ' in m and seen == [0, 1]
+
+def test_checks_off():
+    learn = _exploding(checks=False)
+    learn.fit(5)  # no error: the check is off
+    assert not torch.isfinite(learn.model.weight).all()
+    # and nothing is checked at the first batch either: PyTorch's own error comes through
+    with pytest.raises(RuntimeError, match='not on the expected device'): _learner(nn.Linear(6, 4, device='meta'), checks=False).fit(1)
+
+def test_lr_find_too_short():
+    learn = _learner(dls=_blobs(bs=20))  # 2 batches
+    with pytest.raises(ValueError) as e: learn.lr_find(plot=False)
+    m = _msg(e)
+    assert '2 batches' in m and 'max_epochs=10' in m and '20 learning rates' in m and 'max_epochs=23' in m
+    assert learn.opt is None and learn.cbs[0].__class__ is TrainCB and len(learn.cbs) == 1
+
+def test_lr_find_gamma():
+    with pytest.raises(ValueError) as e: _learner().lr_find(gamma=1., plot=False)
+    assert 'gamma=1.0' in _msg(e)
+
+def test_lr_find_long_enough():
+    f = _learner(dls=_blobs(x=torch.randn(400, 6), y=torch.arange(400) % 4, bs=8)).lr_find(plot=False)
+    assert len(f.lrs) > 1
+
+# ---------------------------------------------------------------- DataLoader worker processes
+
+class _Bad(torch.utils.data.Dataset):
+    def __init__(self, how): self.how = how
+    def __len__(self): return 32
+    def __getitem__(self, i):
+        if i == 20:
+            if self.how == 'raise': raise ValueError(f'bad item {i}')
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.randn(6), i % 4
+
+def test_worker_raises():
+    dl = DataLoader(_Bad('raise'), 8, num_workers=1)
+    m, e = _fit_error(_learner(dls=DataLoaders(dl, dl)), RuntimeError)
+    assert re.search(r'training DataLoader failed in epoch 0, after \d+ batches', m), m
+    assert 'ValueError: bad item 20' in m and 'worker process 0' in m
+    assert isinstance(e.__cause__, ValueError)
+    assert m.count('\n') == 0  # one line, the worker's traceback stays in the chained error
+
+def test_worker_dies():
+    dl = DataLoader(_Bad('kill'), 8, num_workers=1)
+    m, _ = _fit_error(_learner(dls=DataLoaders(dl, dl)), RuntimeError)
+    # torch notices a dead worker wherever this process is (a signal handler): the count of batches is approximate
+    assert re.search(r'training DataLoader failed in epoch 0, after \d+ batches', m), m
+    assert 'worker process died' in m and 'num_workers=1' in m
+
+def test_dataset_error_in_process_untouched():
+    dl = DataLoader(_Bad('raise'), 8)
+    with pytest.raises(ValueError, match='bad item 20'): _learner(dls=DataLoaders(dl, dl)).fit(1)
+
+# ---------------------------------------------------------------- faults leave the Learner usable
+
+EVENTS = [f'{w}_{u}' for u in ('fit', 'epoch', 'batch') for w in ('before', 'after')]
+EVENTS += ['after_predict', 'after_loss', 'after_backward', 'after_step']
+
+class _RaiseAt(Callback):
+    "Raise `exc` the first time event `ev` fires in a training pass (or at all, for fit events)"
+    def __init__(self, ev, exc, order=0):
+        self.exc, self.order = exc, order
+        setattr(self, ev, self.fail)
+    def fail(self, learn): raise self.exc
+
+def _hooked(learn):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in learn.model.modules())
+
+@pytest.mark.parametrize('order', [-5, 50, 200])  # before, between and after the other callbacks
+@pytest.mark.parametrize('exc', [ValueError('boom'), KeyboardInterrupt()], ids=['error', 'interrupt'])
+@pytest.mark.parametrize('ev', EVENTS)
+def test_fault_in_any_event(ev, exc, order, capsys):
+    from miniai.activations import ActivationStats
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    metrics, stats = MetricsCB(Accuracy()), ActivationStats(lambda m: isinstance(m, nn.Linear))
+    keep = [TrainCB(), DeviceCB('cpu'), metrics, ProgressCB()]
+    learn = Learner(model, _blobs(), F.cross_entropy, lr=0.1, cbs=list(keep))
+    model.eval()
+    old_log = metrics.log_fn
+    with pytest.raises(type(exc)): learn.fit(2, cbs=[stats, _RaiseAt(ev, exc, order)])
+    assert learn.cbs == keep                      # fit-only callbacks gone (the checks included)
+    assert _hooked(learn) == 0                    # hooks removed
+    assert model.training is False                # the mode it had before fit
+    assert all(p.grad is None for p in model.parameters())  # no stale gradients
+    assert metrics.log_fn is old_log              # ProgressCB gave the metrics their printer back
+    w = model[0].weight.detach().clone()
+    learn.fit(1, cbs=[stats])                     # and it trains again, hooks and all
+    assert not torch.equal(w, model[0].weight) and len(stats.hooks) == 2 and _hooked(learn) == 0
+    assert len(metrics.history) and metrics.history[-1]['epoch'] == 0
+
+@pytest.mark.parametrize('ev', ['before_fit', 'before_epoch', 'after_predict', 'after_loss'])
+def test_fault_first_fit_before_callbacks_started(ev, tmp_path):
+    "A failure before the other callbacks' before_fit ran: their cleanup_fit must still work (first fit ever)."
+    cbs = [TrainCB(), MetricsCB(Accuracy()), ProgressCB(plot=True, fname=tmp_path/'loss.png')]
+    learn = Learner(nn.Linear(6, 4), _blobs(), F.cross_entropy, cbs=cbs)
+    with pytest.raises(ValueError, match='boom'): learn.fit(1, cbs=_RaiseAt(ev, ValueError('boom'), order=-10))
+    learn.fit(1)
+
+def test_lr_find_fault_restores():
+    "Ctrl-C during lr_find: the weights and the optimizer are put back, the finder is gone, and fit works."
+    learn = _learner(dls=_blobs(x=torch.randn(400, 6), y=torch.arange(400) % 4))
+    learn.fit(1)
+    opt, before = learn.opt, {k: v.clone() for k, v in learn.model.state_dict().items()}
+    class Stop(Callback):
+        n = 0
+        def after_batch(self, learn):
+            self.n += 1
+            if self.n == 5: raise KeyboardInterrupt
+    stop = Stop()
+    learn.cbs.append(stop)
+    with pytest.raises(KeyboardInterrupt): learn.lr_find(plot=False)
+    learn.cbs.remove(stop)
+    assert learn.opt is opt and len(learn.cbs) == 1
+    for k, v in learn.model.state_dict().items(): assert torch.equal(v, before[k]), k
+    learn.fit(1)
