@@ -13,7 +13,7 @@ plus validation pass). Runners:
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
 """
 from __future__ import annotations
-import argparse, json, os, platform, sys, time
+import argparse, json, os, platform, resource, sys, time
 from functools import partial
 from pathlib import Path
 
@@ -55,10 +55,12 @@ class Window:
     "Wall time, this process's CPU time and the rest of the machine's CPU time between `start` and `stop`"
     def start(self):
         self.t, self.cpu, self.busy = time.perf_counter(), time.process_time(), proc_busy_s()
+        self.flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         return self
     def stop(self):
         wall, cpu = time.perf_counter() - self.t, time.process_time() - self.cpu
-        return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.))
+        return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.),
+                    page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
 
 def get_model(name):
