@@ -176,13 +176,14 @@ def cmd_report(a):
     summary = summarize(rows)
     table = fmt_table(summary)
     sessions = sorted({r['session'] for r in rows})
+    commits = sorted({r['git'] for r in rows if r.get('git')})
     pv = sorted({f"{r['runner']}: torch {r['torch']}" + (f", {r['framework']}" if r.get('framework') else '') for r in rows if r['runner'] in PEERS})
     head = f"""# miniai benchmark results
 
 Written by `python bench/bench.py report` from the runs recorded in `bench/results/*.jsonl` (see bench/README.md).
 
 - Machine: {machine()}; torch threads: {sorted({r['threads'] for r in rows})}
-- Versions: {versions()}{'; peers: ' + '; '.join(pv) if pv else ''}
+- Versions: {versions()}; measured miniai commits: {', '.join(commits) or 'not recorded'} (earlier runs: not recorded){'; peers: ' + '; '.join(pv) if pv else ''}
 - Measured: {', '.join(sessions)} (UTC){'; report written ' + datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M') + ' UTC'}
 - Fashion-MNIST, full data (60000 training, 10000 validation images), batch size {sorted({r['bs'] for r in rows})}, AdamW with
   torch's `OneCycleLR` stepped every batch, same initial weights and data order for every runner.

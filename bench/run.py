@@ -13,7 +13,7 @@ plus validation pass). Runners:
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
 """
 from __future__ import annotations
-import argparse, json, os, platform, sys, time
+import argparse, json, os, platform, resource, sys, time
 from functools import partial
 from pathlib import Path
 
@@ -55,10 +55,12 @@ class Window:
     "Wall time, this process's CPU time and the rest of the machine's CPU time between `start` and `stop`"
     def start(self):
         self.t, self.cpu, self.busy = time.perf_counter(), time.process_time(), proc_busy_s()
+        self.flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         return self
     def stop(self):
         wall, cpu = time.perf_counter() - self.t, time.process_time() - self.cpu
-        return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.))
+        return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.),
+                    page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
 
 def get_model(name):
@@ -181,6 +183,15 @@ def tta(learn):
     return dict(accuracy=acc(preds), flipped_accuracy=acc(preds_f), tta_accuracy=acc(preds.softmax(1) + preds_f.softmax(1)))
 
 
+def _git_commit():
+    "The checkout's commit, with '+dirty' when miniai/ has uncommitted changes: which Learner was measured"
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(['git', *a], cwd=root, capture_output=True, text=True).stdout.strip()
+    try: return git('rev-parse', '--short', 'HEAD') + ('+dirty' if git('status', '--porcelain', 'miniai') else '')
+    except OSError: return None
+
+
 def main(argv=None):
     a = parse_args(argv)
     t_start = time.perf_counter()
@@ -203,6 +214,7 @@ def main(argv=None):
                valid_loss=eps[-1]['valid_loss'], accuracy=eps[-1]['accuracy'],
                fit_s=fit['wall_s'], other_cpu_s=sum(e['other_cpu_s'] for e in eps),
                total_s=time.perf_counter() - t_start)
+    res['git'] = _git_commit()
     line = json.dumps(res)
     if a.json: a.json.write_text(line + '\n')
     print(line, flush=True)
