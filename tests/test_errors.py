@@ -187,6 +187,11 @@ def test_empty_loader_without_len():
     m, _ = _fit_error(_learner(dls=(NoLen(), NoLen())), ValueError)
     assert 'training DataLoader is empty' in m and 'NoLen' in m
 
+def test_empty_list_of_batches_is_allowed():
+    "A literal empty list means no batches on purpose (lesson 14 validates on [] to skip it): no error."
+    x, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
+    _learner(dls=([(x, y)], [])).fit(1)
+
 def _exploding(**kw):
     x = torch.randn(400, 1); y = 3*x + 2
     return Learner(nn.Linear(1, 1), _blobs(x=x, y=y, bs=16), F.mse_loss, lr=5., cbs=[TrainCB()], **kw)
