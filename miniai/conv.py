@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 from torch.utils.data import default_collate
+from .training import _check_count
 
 # %% auto #0
 __all__ = ['def_device', 'conv', 'available_devices', 'get_device', 'to_device', 'collate_device']
@@ -40,6 +41,7 @@ def conv(ni:int, # number of input channels
          bias:bool|None=None # bias in the conv? None: off when `norm` is a batch norm, on otherwise
         ) -> nn.Sequential:
     "`Conv2d` with padding `ks//2`, then `norm(nf)` and an activation when given, as an `nn.Sequential`."
+    for k, v in dict(ni=ni, nf=nf, ks=ks, stride=stride).items(): _check_count('conv', k, v)  # nn.Conv2d takes ni=0 or ks=0 without a word
     nl = norm(nf) if norm else None
     if bias is None: bias = not isinstance(nl, _BATCHNORMS)
     layers = [nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks//2, bias=bias)]
@@ -87,7 +89,13 @@ def to_device(x, # a tensor, or a dict, list or tuple (nested in any way) holdin
               device=def_device # where to move the tensors
              ):
     "Move every tensor in `x` to `device`, keeping the type of every dict, list and tuple (namedtuples too)."
-    if isinstance(x, torch.Tensor): return x.to(device)
+    if isinstance(x, torch.Tensor):
+        try: return x.to(device)
+        except (AssertionError, RuntimeError) as e:  # e.g. a bare AssertionError from a torch built without CUDA
+            if isinstance(device, (str, torch.device)):  # (an int means a GPU index: torch's own error says enough)
+                try: get_device(str(device))  # says so if the device is not available here, and lists those that are
+                except ValueError as bad: raise bad from e
+            raise
     if isinstance(x, dict):
         res = copy.copy(x)  # a shallow copy keeps the class and extras such as a defaultdict's factory
         for k, v in x.items(): res[k] = to_device(v, device)

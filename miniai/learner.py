@@ -621,7 +621,8 @@ class SanityCheckCB(Callback):
     def before_epoch(self, learn):
         dls, self.name = learn.dls, 'training' if learn.training else 'validation'
         self.raw = (dls.train if learn.training else dls.valid) if hasattr(dls, 'train') else dls[0 if learn.training else 1]
-        if hasattr(self.raw, '__len__') and len(self.raw) == 0: raise ValueError(_empty_msg(self.raw, self.name))
+        self.literal = isinstance(self.raw, (list, tuple))  # a list of batches, where empty means "nothing to do" on purpose
+        if not self.literal and hasattr(self.raw, '__len__') and len(self.raw) == 0: raise ValueError(_empty_msg(self.raw, self.name))
         self.seen = 0  # batches started in this pass
 
     def before_batch(self, learn):
@@ -645,7 +646,7 @@ class SanityCheckCB(Callback):
         self.checked.add(learn.training)
 
     def after_epoch(self, learn):
-        if not self.seen: raise ValueError(_empty_msg(self.raw, self.name))  # a loader with no len() that gave nothing
+        if not self.seen and not self.literal: raise ValueError(_empty_msg(self.raw, self.name))  # a loader with no len() that gave nothing
 
     def cleanup_fit(self, learn):
         exc, stage = sys.exc_info()[1], self.stage  # the exception ending this fit, if any

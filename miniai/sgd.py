@@ -263,6 +263,10 @@ def one_cycle(max_lr:float, # the peak value
               final_div_factor:float=1e4 # and ends at `max_lr/div_factor/final_div_factor`
              ):
     "The cosine one-cycle schedule: up from `max_lr/div_factor` to `max_lr`, then down to a tiny value."
+    if not 0 < pct_start < 1:
+        raise ValueError(f"one_cycle: pct_start={pct_start!r} must be between 0 and 1: it is the fraction of training spent warming up")
+    for k, v in dict(max_lr=max_lr, div_factor=div_factor, final_div_factor=final_div_factor).items():
+        if not v > 0: raise ValueError(f"one_cycle: {k} must be positive, got {k}={v!r}")
     start = max_lr/div_factor
     return combine_scheds([pct_start, 1-pct_start], [sched_cos(start, max_lr), sched_cos(max_lr, start/final_div_factor)])
 
@@ -314,7 +318,11 @@ def _n_train_batches(learn):
 
 class ParamSchedCB(Callback):
     "Before each training batch set every param group's `name` to `sched(pos)` for each `name=sched`; pos goes 0 to 1 over `fit`."
-    def __init__(self, **scheds): self.scheds = scheds  # name=schedule, a function of the position in [0, 1]
+    def __init__(self, **scheds):  # name=schedule, a function of the position in [0, 1]
+        bad = ', '.join(f'{k}={v!r}' for k, v in scheds.items() if not callable(v))
+        if bad: raise TypeError(f'ParamSchedCB: {bad}: a schedule is a function of the position in [0, 1], such as one_cycle(0.1) '
+                                f'or sched_lin(0.1, 0.01); a constant is sched_no(v, v)')
+        self.scheds = scheds
     def before_fit(self, learn):
         missing = [k for k in self.scheds if k not in learn.opt.param_groups[0]]
         if missing:

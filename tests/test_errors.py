@@ -187,6 +187,11 @@ def test_empty_loader_without_len():
     m, _ = _fit_error(_learner(dls=(NoLen(), NoLen())), ValueError)
     assert 'training DataLoader is empty' in m and 'NoLen' in m
 
+def test_empty_list_of_batches_is_allowed():
+    "A literal empty list means no batches on purpose (lesson 14 validates on [] to skip it): no error."
+    x, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
+    _learner(dls=([(x, y)], [])).fit(1)
+
 def _exploding(**kw):
     x = torch.randn(400, 1); y = 3*x + 2
     return Learner(nn.Linear(1, 1), _blobs(x=x, y=y, bs=16), F.mse_loss, lr=5., cbs=[TrainCB()], **kw)
@@ -337,3 +342,39 @@ def test_lr_find_fault_restores():
     assert learn.opt is opt and len(learn.cbs) == 1
     for k, v in learn.model.state_dict().items(): assert torch.equal(v, before[k]), k
     learn.fit(1)
+
+# ---------------------------------------------------------------- conv and to_device (lesson 06), schedules (lesson 11)
+
+from miniai.conv import conv, to_device, available_devices
+from miniai.sgd import one_cycle, combine_scheds, sched_no, ParamSchedCB
+
+@pytest.mark.parametrize('k,v', [('ni', 0), ('nf', -1), ('ks', 0), ('stride', 0), ('ks', 2.5), ('ni', True), ('nf', '8')])
+def test_conv_sizes(k, v):
+    with pytest.raises(ValueError) as e: conv(**({'ni': 1, 'nf': 4} | {k: v}))
+    assert f'{k}={v!r}' in _msg(e) and _msg(e).startswith('conv: ')
+
+@pytest.mark.parametrize('dev', ['cuda', 'cuda:0', 'mps'])
+def test_to_device_unavailable(dev):
+    if dev.split(':')[0] in available_devices(): pytest.skip(f'{dev} is available on this machine')
+    with pytest.raises(ValueError) as e: to_device({'x': (torch.ones(2),)}, dev)
+    assert f'device={dev!r}' in _msg(e) and 'not available' in _msg(e)
+    assert 'Choose one of: ' + ', '.join(available_devices()) in _msg(e)
+    assert e.value.__cause__ is not None  # PyTorch's own error stays attached
+
+def test_to_device_good_devices():
+    assert to_device(torch.ones(1), 'cpu').device.type == 'cpu' and to_device([torch.ones(1)], 'meta')[0].device.type == 'meta'
+
+@pytest.mark.parametrize('k,v', [('pct_start', 1.2), ('pct_start', 0), ('pct_start', -0.3), ('pct_start', 1),
+                                 ('max_lr', 0), ('max_lr', -1e-3), ('div_factor', 0.), ('final_div_factor', -1e4)])
+def test_one_cycle_args(k, v):
+    with pytest.raises(ValueError) as e: one_cycle(**{'max_lr': 0.1, k: v})
+    assert f'{k}={v!r}' in _msg(e) and _msg(e).startswith('one_cycle: ')
+
+@pytest.mark.parametrize('pcts', [[0.3, 0.6], [1.2, -0.2], [0.5, 0.5, 0.]])
+def test_combine_scheds_pcts(pcts):
+    with pytest.raises(ValueError) as e: combine_scheds(pcts, [sched_no(1, 1)] * len(pcts))
+    assert str(pcts) in _msg(e) and 'sum to 1' in _msg(e)
+
+def test_param_sched_not_a_schedule():
+    with pytest.raises(TypeError) as e: ParamSchedCB(lr=0.1, mom=lambda pos: 0.9)
+    assert 'lr=0.1' in _msg(e) and 'mom=' not in _msg(e)
