@@ -652,7 +652,9 @@ class SanityCheckCB(Callback):
         exc, stage = sys.exc_info()[1], self.stage  # the exception ending this fit, if any
         self.stage = None
         if not isinstance(exc, Exception) or exc is self.outer: return
-        if 'DataLoader worker' in str(exc):  # a worker raised, or died
+        # a worker that raised, or died; one killed while handing over a batch can also show as a broken connection
+        died = getattr(self.raw, 'num_workers', 0) and isinstance(exc, (ConnectionError, EOFError))
+        if died or 'DataLoader worker' in str(exc):
             raise RuntimeError(_worker_msg(self.name, self.seen, learn.epoch, self.raw, exc)) from exc
         if stage == 'predict' and learn.preds is None:
             err = _input_error(learn, exc)
