@@ -653,7 +653,7 @@ class SanityCheckCB(Callback):
         self.stage = None
         if not isinstance(exc, Exception) or exc is self.outer: return
         # a worker that raised, or died; one killed while handing over a batch can also show as a broken connection
-        died = getattr(self.raw, 'num_workers', 0) and isinstance(exc, (ConnectionError, EOFError))
+        died = getattr(getattr(self, 'raw', None), 'num_workers', 0) and isinstance(exc, (ConnectionError, EOFError))
         if died or 'DataLoader worker' in str(exc):
             raise RuntimeError(_worker_msg(self.name, self.seen, learn.epoch, self.raw, exc)) from exc
         if stage == 'predict' and learn.preds is None:

@@ -164,19 +164,7 @@ def test_tensorloader_every_index_once(n, bs, shuffle, drop_last, seed):
     dl = TensorLoader(torch.arange(n), torch.arange(n) * 2, batch_size=bs, shuffle=shuffle, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed))
     for _ in range(2):  # two epochs, each one complete
-        batches = list(dl)
-        assert len(dl) == len(batches)
-        for xb, yb in batches: assert torch.equal(yb, xb * 2)
-        idx = torch.cat([xb for xb, _ in batches]).tolist() if batches else []
-        assert len(idx) == len(set(idx))  # no index twice
-        if drop_last:
-            assert len(batches) == n // bs and all(len(xb) == bs for xb, _ in batches)
-            assert len(idx) == n // bs * bs
-        else:
-            assert sorted(idx) == list(range(n))
-            assert len(batches) == math.ceil(n / bs)
-            assert all(len(xb) == bs for xb, _ in batches[:-1])
-        if not shuffle: assert idx == list(range(len(idx)))
+        _epoch_indices(dl, n, bs, drop_last, ordered=not shuffle, k=2)
 
 # ---------------------------------------------------------------- balanced_subset
 
@@ -220,10 +208,11 @@ def test_get_grid_axis_counts(n, nrows, ncols):
 
 from miniai.training import Dataset, get_dls
 
-def _epoch_indices(dl, n, bs, drop_last, ordered):
+def _epoch_indices(dl, n, bs, drop_last, ordered, k=3):
+    "One epoch of `dl` over items (i, k*i): every index at most once, all of them unless drop_last, in order if `ordered`."
     batches = list(dl)
     assert len(dl) == len(batches)
-    for xb, yb in batches: assert torch.equal(yb, xb * 3)
+    for xb, yb in batches: assert torch.equal(yb, xb * k)
     idx = torch.cat([xb for xb, _ in batches]).tolist() if batches else []
     assert len(idx) == len(set(idx))  # no index twice
     if drop_last:
