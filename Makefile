@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.miniai-installed
 
-.PHONY: test demo docs bench readme export clean-venv
+.PHONY: test demo docs bench bench-peers readme export clean-venv
 
 $(STAMP): settings.ini setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ else
 	$(PY) bench/bench.py run --model resnet --epochs 5 --rounds 1 --runners raw,miniai
 	$(PY) bench/bench.py report
 endif
+
+# The optional peer runners (fastai's fit_one_cycle, Lightning's Trainer): one venv each under bench/_venvs/, torch
+# pinned to $(TORCH) first (pip, network). Then `$(PY) bench/bench.py run --runners raw,miniai,fastai,lightning`.
+bench-peers: $(STAMP)
+	TORCH='$(TORCH)' $(PY) bench/bench.py setup-peers
 
 clean-venv:
 	rm -rf $(VENV)

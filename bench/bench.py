@@ -4,6 +4,7 @@
     python bench/bench.py run --model resnet --rounds 5
     python bench/bench.py report                                    # bench/results/*.jsonl -> bench/RESULTS.md
     python bench/bench.py quick                                     # a tiny check that every runner works
+    python bench/bench.py setup-peers                               # venvs for the fastai and Lightning runners
 
 A round runs every runner once (the order alternates between rounds, so a slow drift of the machine does not
 favour one runner); the figure reported is, per runner, the median over rounds of its epoch time divided by the
@@ -21,6 +22,16 @@ RESULTS = HERE/'results'
 # glibc keeps freed memory instead of handing it back: many fewer page faults, steadier timings (BENCHMARKING.md)
 ENV = dict(GLIBC_TUNABLES='glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736')
 PEERS = ('fastai', 'lightning')
+VENVS = HERE/'_venvs'
+# Each peer lives in its own venv (bench/_venvs/PEER), torch pinned first: an unpinned torch pulls a multi-GB CUDA
+# build. fastai is installed without its dependencies, then with those it declares except torchvision (it does not
+# import next to the CPU torch here; `fastai.basics` does not need it) and spacy (text only).
+TORCH = os.environ.get('TORCH', 'torch==2.13.0')
+PEER_PKGS = dict(fastai='fastai>=2.8,<2.9', lightning='lightning>=2.6,<2.7')
+PEER_SKIP = dict(fastai={'torch', 'torchvision', 'spacy'}, lightning={'torch'})
+# what importing miniai.init, miniai.resnet and miniai.data needs (specifiers from settings.ini, unless the peer
+# already brought the package: fastai needs fastcore 2, miniai pins fastcore<2 but imports fine with it)
+MINIAI_IMPORT_DEPS = ('fastcore', 'fastprogress', 'datasets', 'matplotlib', 'numpy', 'pillow')
 
 
 @contextmanager
@@ -42,7 +53,10 @@ def run_one(runner, args, show=False):
     with tempfile.TemporaryDirectory(prefix='miniai-bench-') as tmp:
         out = Path(tmp)/'result.json'
         cmd = [sys.executable, str(HERE/'run.py'), runner, '--json', str(out), '--plot-dir', tmp] + args
-        if runner in PEERS: cmd = [str(HERE/'_venvs'/runner/'bin'/'python'), str(HERE/'peers.py'), runner, '--json', str(out)] + args
+        if runner in PEERS:
+            py = VENVS/runner/'bin'/'python'
+            if not py.exists(): raise SystemExit(f'{runner}: no venv at {VENVS/runner}: run `python bench/bench.py setup-peers` (or `make bench-peers`)')
+            cmd = [str(py), str(HERE/'peers.py'), runner, '--json', str(out)] + args
         env = {**os.environ, **ENV, 'PYTHONPATH': str(ROOT)}
         env.pop('MINIAI_SMALL', None)  # full data unless --small
         master, slave = pty.openpty()
@@ -111,6 +125,10 @@ def summarize(rows):
     out = {}
     for tag in dict.fromkeys(r['tag'] for r in rows):
         trs = [r for r in rows if r['tag'] == tag and not r['disturbed']]
+        # a set where every run was disturbed (e.g. a single long accuracy run): its accuracy still counts, its times
+        # are marked as disturbed in the table
+        all_disturbed = not trs
+        if all_disturbed: trs = [r for r in rows if r['tag'] == tag]
         rounds = {}
         for r in trs: rounds.setdefault((r['session'], r['round']), {})[r['runner']] = r
         runners = list(dict.fromkeys(r['runner'] for r in trs))
@@ -131,9 +149,9 @@ def summarize(rows):
                                acc=statistics.median(r['accuracy'] for r in mine),
                                tta=statistics.median(r['tta']['tta_accuracy'] for r in mine) if all(r.get('tta') for r in mine) else None,
                                loss=statistics.median(r['valid_loss'] for r in mine),
-                               repeats=sum(1 for r in rows if r['tag'] == tag and r['runner'] == runner and r['disturbed']),
+                               repeats=sum(1 for r in rows if r['tag'] == tag and r['runner'] == runner and r['disturbed']) - (len(mine) if all_disturbed else 0),
                                model=mine[0]['model'], epochs=len(mine[0]['epochs']), n_params=mine[0]['n_params'],
-                               small=mine[0]['small'])
+                               small=mine[0]['small'], disturbed=all_disturbed)
         out[tag] = res
     return out
 
@@ -147,7 +165,8 @@ def fmt_table(summary):
             xt = '' if runner == 'raw' or s['extra_us'] is None else f"{s['extra_us']:+.0f}"
             acc = f"{s['acc']:.4f}" + ('' if s['tta'] is None else f", TTA {s['tta']:.4f}")
             tr = '' if runner == 'raw' or s['train_ratio'] is None else f"{s['train_ratio']:.3f}"
-            lines.append(f"| {tag} | {runner} | {s['n']} | {s['epoch_s']:.2f} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
+            ep = f"{s['epoch_s']:.2f}" + (' (disturbed)' if s.get('disturbed') else '')
+            lines.append(f"| {tag} | {runner} | {s['n']} | {ep} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
 
 
@@ -201,7 +220,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
 
 def cmd_quick(a):
     "Every runner once on the small subset, one epoch: checks that the benchmark runs, measures nothing"
-    runners = ['raw', 'miniai', 'miniai-hf'] + [p for p in PEERS if (HERE/'_venvs'/p/'bin'/'python').exists()]
+    runners = ['raw', 'miniai', 'miniai-hf'] + [p for p in PEERS if (VENVS/p/'bin'/'python').exists()]
     models = a.models.split(',')
     ctx = cpu_lock(a.lock)
     with ctx:
@@ -212,13 +231,60 @@ def cmd_quick(a):
                       f"accuracy {res['accuracy']:.4f}", flush=True)
 
 
+def _req_name(req):
+    "The distribution name at the start of a requirement string, normalised ('Pillow>=9' -> 'pillow')"
+    import re
+    return re.split(r'[\s;<>=!~\[(]', req.strip(), maxsplit=1)[0].lower().replace('_', '-')
+
+
+def setup_peer(peer, python=sys.executable):
+    "Create bench/_venvs/PEER: torch pinned first, then the framework, then what importing miniai's models needs"
+    import configparser, shlex
+    venv = VENVS/peer
+    py = venv/'bin'/'python'
+    if not py.exists(): subprocess.run([python, '-m', 'venv', str(venv)], check=True)
+    with tempfile.NamedTemporaryFile('w', suffix='.txt', prefix='peer-constraints-', delete=False) as f:
+        f.write(TORCH + '\n')  # every pip call below is held to this torch: nothing may replace it with a CUDA build
+        cons = f.name
+    def pip(*args):
+        cmd = [str(py), '-m', 'pip', 'install', '-q', '-c', cons, *args]
+        print('+', ' '.join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    def installed(code):
+        return subprocess.run([str(py), '-c', code], capture_output=True, text=True, check=True).stdout.split()
+    try:
+        pip(TORCH)
+        if peer == 'fastai':
+            pip('--no-deps', PEER_PKGS[peer])
+            reqs = installed("import importlib.metadata as m; print('\\n'.join(r.replace(' ', '') for r in m.requires('fastai') if 'extra' not in r))")
+            pip(*[r for r in reqs if _req_name(r) not in PEER_SKIP[peer]])
+        else: pip(PEER_PKGS[peer])
+        cfg = configparser.ConfigParser(interpolation=None); cfg.read(ROOT/'settings.ini')
+        have = set(installed("import importlib.metadata as m; print(' '.join(d.metadata['Name'].lower().replace('_', '-') for d in m.distributions()))"))
+        deps = [r for r in shlex.split(cfg['DEFAULT']['requirements']) if _req_name(r) in MINIAI_IMPORT_DEPS and _req_name(r) not in have]
+        if deps: pip(*deps)
+    finally: os.unlink(cons)
+    check = {'fastai': 'import fastai.basics', 'lightning': 'import lightning'}[peer]
+    code = (f"{check}; import miniai.init, miniai.resnet, miniai.data; import importlib.metadata as m; "
+            f"print(' '.join(n + ' ' + m.version(n) for n in ('torch', {peer!r}, 'fastcore', 'fastprogress', 'numpy')))")
+    r = subprocess.run([str(py), '-c', code], env={**os.environ, 'PYTHONPATH': str(ROOT)}, capture_output=True, text=True)
+    if r.returncode: raise SystemExit(f'{peer}: the venv does not import what bench/peers.py needs:\n{r.stderr[-3000:]}')
+    print(f'{peer}: {venv}: {r.stdout.strip()}', flush=True)
+
+
+def cmd_setup_peers(a):
+    for peer in a.peers.split(','):
+        if peer not in PEERS: raise SystemExit(f'unknown peer {peer!r}: choose from {",".join(PEERS)}')
+        setup_peer(peer)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='interleaved rounds of the runners; appends their JSON lines to bench/results/TAG.jsonl')
     r.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn')
     r.add_argument('--runners', default='raw,miniai,miniai-hf',
-                   help='comma-separated; raw is always included; miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB')
+                   help='comma-separated; raw is always included; miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
     r.add_argument('--rounds', type=int, default=5)
     r.add_argument('--epochs', type=int, default=1)
     r.add_argument('--threads', type=int, default=2)
@@ -239,6 +305,9 @@ def main(argv=None):
     k.add_argument('--models', default='cnn')
     k.add_argument('--lock', default=os.environ.get('BENCH_LOCK'))
     k.set_defaults(f=cmd_quick)
+    sp = sub.add_parser('setup-peers', help='create the venvs of the peer runners under bench/_venvs/ (pip, network)')
+    sp.add_argument('--peers', default=','.join(PEERS))
+    sp.set_defaults(f=cmd_setup_peers)
     a = p.parse_args(argv)
     a.f(a)
 

@@ -305,6 +305,9 @@ class DeviceCB(Callback):
     "Put the model on `device` when `fit` starts and every batch on it before `predict`"
     def __init__(self, device=def_device): self.device = device
     def before_fit(self, learn):
+        # A one-number probe first: `to_device` says plainly when `device` does not exist on this machine (with the
+        # devices that do), where `model.to` would fail with PyTorch's bare error (an empty AssertionError for 'cuda').
+        to_device(torch.zeros(()), self.device)
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 

@@ -4,6 +4,7 @@ No timing here (timed tests are flaky on shared machines): `make bench` measures
 runners run and that `raw` and `miniai`, from the same weights and data order, end at the same validation loss.
 """
 import json, os, subprocess, sys
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +23,24 @@ def test_raw_and_learner_compute_the_same():
     # same weights, same batches in the same order, same optimizer and schedule: the same result, to rounding
     assert abs(raw['valid_loss'] - learn['valid_loss']) < 1e-4, (raw['valid_loss'], learn['valid_loss'])
     assert raw['accuracy'] == learn['accuracy'] > 0.3
+
+def run_peer(peer, *args):
+    py = ROOT/'bench'/'_venvs'/peer/'bin'/'python'
+    if not py.exists(): pytest.skip(f'no {peer} venv at {py.parent.parent} (optional: `make bench-peers` makes it)')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND='agg')
+    r = subprocess.run([str(py), str(ROOT/'bench'/'peers.py'), peer, '--small', *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+@pytest.mark.parametrize('peer', ['fastai', 'lightning'])
+def test_peer_runs_the_same_training(peer):
+    "The optional peers (bench/peers.py, in bench/_venvs/PEER): skipped when their venv is missing"
+    res, raw = run_peer(peer), run_bench('raw')
+    assert res['framework'].startswith(peer) and len(res['epoch_s']) == 1
+    assert (res['n_train'], res['n_valid'], res['n_params']) == (raw['n_train'], raw['n_valid'], raw['n_params'])
+    if peer == 'lightning':  # AdamW + OneCycleLR per step, same batches: raw's computation
+        assert abs(res['valid_loss'] - raw['valid_loss']) < 1e-4, (res['valid_loss'], raw['valid_loss'])
+    else:  # fastai's own Adam and one-cycle schedule (one step behind torch's): close, not equal
+        assert abs(res['valid_loss'] - raw['valid_loss']) < 0.3, (res['valid_loss'], raw['valid_loss'])
+    assert res['accuracy'] > 0.3

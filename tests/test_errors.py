@@ -361,6 +361,17 @@ def test_to_device_unavailable(dev):
     assert 'Choose one of: ' + ', '.join(available_devices()) in _msg(e)
     assert e.value.__cause__ is not None  # PyTorch's own error stays attached
 
+@pytest.mark.parametrize('dev', ['cuda', 'mps'])
+def test_device_cb_unavailable(dev):
+    "DeviceCB to a device this machine lacks: miniai's message, not torch's bare AssertionError from `model.to`"
+    if dev in available_devices(): pytest.skip(f'{dev} is available on this machine')
+    learn = _learner(cbs=[TrainCB(), DeviceCB(dev)])
+    m, e = _fit_error(learn, ValueError)
+    assert f'device={dev!r}' in m and 'not available' in m and e.__cause__ is not None
+    assert next(learn.model.parameters()).device.type == 'cpu'  # the model was not moved
+    learn.cbs[1].device = 'cpu'
+    learn.fit(1)  # and the Learner fits once the device is fixed
+
 def test_to_device_good_devices():
     assert to_device(torch.ones(1), 'cpu').device.type == 'cpu' and to_device([torch.ones(1)], 'meta')[0].device.type == 'meta'
 
