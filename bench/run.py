@@ -33,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
     p.add_argument('--aug', action='store_true',
                    help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
+    p.add_argument('--nfs', default=None, help="resnet only: get_resnet's channels, comma-separated (default 8,16,32,64,128,256)")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
                    help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
@@ -63,8 +64,8 @@ class Window:
                     page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
 
-def get_model(name):
-    "The benchmarked model: the small lesson CNN (lesson 10's `get_model`) or the lesson ResNet (lesson 12)"
+def get_model(name, nfs=None):
+    "The benchmarked model: the small lesson CNN (lesson 10's `get_model`) or the lesson ResNet (lesson 12), with `nfs` channels if given"
     import torch
     from torch import nn
     if name == 'linear': return nn.Sequential(nn.Flatten(), nn.Linear(28*28, 10))
@@ -72,7 +73,7 @@ def get_model(name):
         from miniai.init import get_model as cnn
         return cnn()
     from miniai.resnet import get_resnet
-    return get_resnet()
+    return get_resnet(nfs=tuple(int(o) for o in nfs.split(','))) if nfs else get_resnet()
 
 
 def load_tensors(small):
@@ -132,9 +133,9 @@ def _timer_cbs(res):
         order = 10**6
         def after_epoch(self, learn):
             if not learn.training:
-                h = learn.metrics.history[-1]
+                h, t = learn.metrics.history[-1], learn.metrics.history[-2]  # this epoch's validation and training rows
                 res['epochs'].append(dict(train_s=start.t1 - start.t0, valid_loss=h['loss'], accuracy=h['accuracy'],
-                                          **start.w.stop()))
+                                          train_loss=t['loss'], train_accuracy=t['accuracy'], **start.w.stop()))
     return [start, EpochEnd()]
 
 
@@ -198,10 +199,11 @@ def main(argv=None):
     import torch
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = get_model(a.model)
+    if a.nfs and a.model != 'resnet': raise SystemExit('--nfs: only with --model resnet')
+    model = get_model(a.model, a.nfs)
     g = torch.Generator().manual_seed(a.seed)
     res = dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
-               small=a.small, aug=a.aug, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+               small=a.small, aug=a.aug, nfs=a.nfs, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
     w = Window().start()
     if a.aug and a.runner != 'miniai': raise SystemExit('--aug: only with the miniai runner')
     if a.runner == 'raw': run_raw(a, model, g, res)
