@@ -40,14 +40,16 @@ docs: $(STAMP)
 # processes on full Fashion-MNIST; results go to bench/results/*.jsonl and the table to bench/RESULTS.md.
 # `make bench QUICK=1`: every runner once on the small subset, to check that it runs (about 30 s).
 # ROUNDS=n rounds per model (default 5); BENCH_LOCK=file holds an flock on that file during each round.
-# The full run takes about 40 minutes on a 2-core CPU: 1-epoch rounds of the small CNN and of the ResNet,
-# then one 5-epoch ResNet run per runner for accuracy.
+# The full run takes 25-40 minutes on a 2-core CPU: 1-epoch rounds of the small CNN (with the fastai and Lightning
+# peers when `make bench-peers` has made their venvs) and of the ResNet, then one 5-epoch ResNet run per runner.
 ROUNDS ?= 5
+comma := ,
+PEER_RUNNERS := $(subst $() ,,$(foreach p,fastai lightning,$(if $(wildcard bench/_venvs/$(p)/bin/python),$(comma)$(p))))
 bench: $(STAMP)
 ifdef QUICK
 	$(PY) bench/bench.py quick
 else
-	$(PY) bench/bench.py run --model cnn --rounds $(ROUNDS)
+	$(PY) bench/bench.py run --model cnn --runners raw,miniai,miniai-hf$(PEER_RUNNERS) --rounds $(ROUNDS)
 	$(PY) bench/bench.py run --model resnet --rounds $(ROUNDS)
 	$(PY) bench/bench.py run --model resnet --epochs 5 --rounds 1 --runners raw,miniai
 	$(PY) bench/bench.py report
