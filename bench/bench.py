@@ -86,9 +86,10 @@ def disturbed(res, max_other):
 def cmd_run(a):
     runners = a.runners.split(',')
     if 'raw' not in runners and not a.aug: runners = ['raw'] + runners
-    tag = a.tag or f'{a.model}-{a.epochs}ep' + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + ('-small' if a.small else '')
+    tag = a.tag or f'{a.model}-{a.epochs}ep' + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
     args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     if a.nfs: args += ['--nfs', a.nfs]
+    if a.erase: args += ['--erase', str(a.erase)]
     RESULTS.mkdir(exist_ok=True)
     dest = Path(a.out) if a.out else RESULTS/f'{tag}.jsonl'
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -291,6 +292,7 @@ def main(argv=None):
     r.add_argument('--threads', type=int, default=2)
     r.add_argument('--small', action='store_true')
     r.add_argument('--aug', action='store_true', help="lesson 13's augmentation and TTA (give --runners miniai)")
+    r.add_argument('--erase', type=float, default=0., help="with --aug: lesson 13's random erasing too (rectangle size, e.g. 0.2)")
     r.add_argument('--nfs', default=None, help="resnet: get_resnet's channels, e.g. 16,32,64,128,256,512 (tagged -nfsLAST)")
     r.add_argument('--tag', default=None, help='the name of this set of runs (default: MODEL-Nep)')
     r.add_argument('--out', default=None, help='the JSON-lines file to append to (default: bench/results/TAG.jsonl)')

@@ -33,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
     p.add_argument('--aug', action='store_true',
                    help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
+    p.add_argument('--erase', type=float, default=0., help="with --aug: also lesson 13's random erasing, rectangles of this fraction of the height and width")
     p.add_argument('--nfs', default=None, help="resnet only: get_resnet's channels, comma-separated (default 8,16,32,64,128,256)")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
@@ -169,7 +170,7 @@ def run_miniai(a, model, g, res):
     if a.progress != 'none': cbs.append(ProgressCB(plot=a.progress == 'plot', fname=plot_dir/'loss.png'))
     if a.aug:
         from miniai.augment import augment_cb
-        cbs.append(augment_cb())
+        cbs.append(augment_cb(erase=a.erase))
     learn = TrainLearner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=optim.AdamW)
     learn.fit(a.epochs, cbs=_timer_cbs(res))
     if a.aug: res['tta'] = tta(learn)
@@ -203,9 +204,10 @@ def main(argv=None):
     model = get_model(a.model, a.nfs)
     g = torch.Generator().manual_seed(a.seed)
     res = dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
-               small=a.small, aug=a.aug, nfs=a.nfs, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+               small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
     w = Window().start()
     if a.aug and a.runner != 'miniai': raise SystemExit('--aug: only with the miniai runner')
+    if a.erase and not a.aug: raise SystemExit('--erase: only with --aug')
     if a.runner == 'raw': run_raw(a, model, g, res)
     elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
     else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
