@@ -18,13 +18,13 @@ Epochs are timed by callbacks of each framework, from the start of the training 
 pass, as `raw`'s are.
 """
 from __future__ import annotations
-import importlib.util, json, sys, time
+import importlib.util, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location('bench_run', HERE/'run.py')
 R = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(R)  # run.py: parse_args, Window, get_model, load_tensors, _git_commit (bench/ is not a package)
+_spec.loader.exec_module(R)  # run.py: parse_args, Window, get_model, load_tensors, new_result, finish_result (bench/ is not a package)
 
 
 class EpochBatches:
@@ -141,7 +141,6 @@ def run_lightning(a, model, g, res):
 def main(argv=None):
     a = R.parse_args(argv)
     if a.runner not in ('fastai', 'lightning'): raise SystemExit(f'{a.runner}: run it with bench/run.py')
-    if a.aug: raise SystemExit('--aug: only with the miniai runner')
     t_start = time.perf_counter()
     import torch
     # the framework's import: before the thread count is set (nothing may change it after) and outside the fit
@@ -149,26 +148,16 @@ def main(argv=None):
     else: import lightning
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = R.get_model(a.model)
+    model = R.get_model(a.model, a.nfs)
     g = torch.Generator().manual_seed(a.seed)
-    res = dict(runner=a.runner, model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
-               small=a.small, aug=False, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+    res = R.new_result(a, model)
     w = R.Window().start()
     (run_fastai if a.runner == 'fastai' else run_lightning)(a, model, g, res)
     fit = w.stop()
     if torch.get_num_threads() != a.threads:  # the comparison fixes the thread count: the framework must not change it
         raise SystemExit(f'{a.runner}: torch uses {torch.get_num_threads()} threads after the fit, not {a.threads}')
-    eps = res['epochs']
-    if len(eps) != a.epochs: raise SystemExit(f'{a.runner}: {len(eps)} epochs timed, {a.epochs} expected')
-    for e in eps: e['train_img_s'] = res['n_train']/e['train_s']
-    res.update(epoch_s=[e['wall_s'] for e in eps], train_img_s=[e['train_img_s'] for e in eps],
-               valid_loss=eps[-1]['valid_loss'], accuracy=eps[-1]['accuracy'],
-               fit_s=fit['wall_s'], other_cpu_s=sum(e['other_cpu_s'] for e in eps),
-               total_s=time.perf_counter() - t_start)
-    res['git'] = R._git_commit()
-    line = json.dumps(res)
-    if a.json: a.json.write_text(line + '\n')
-    print(line, flush=True)
+    if len(res['epochs']) != a.epochs: raise SystemExit(f"{a.runner}: {len(res['epochs'])} epochs timed, {a.epochs} expected")
+    R.finish_result(a, res, fit, t_start)
 
 
 if __name__ == '__main__': main()

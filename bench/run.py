@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument('--plot-dir', type=Path, default=None, help="where ProgressCB saves its loss plot (default: a temp dir)")
     a = p.parse_args(argv)
     if a.lr is None: a.lr = MAX_LR[a.model]
+    if a.aug and a.runner != 'miniai': p.error('--aug: only with the miniai runner')
+    if a.erase and not a.aug: p.error('--erase: only with --aug')
+    if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
     return a
 
 
@@ -194,24 +197,16 @@ def _git_commit():
     except OSError: return None
 
 
-def main(argv=None):
-    a = parse_args(argv)
-    t_start = time.perf_counter()
+def new_result(a, model):
+    "A run's JSON record before its epochs: what was run, on which model (also used by bench/peers.py)"
     import torch
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    if a.nfs and a.model != 'resnet': raise SystemExit('--nfs: only with --model resnet')
-    model = get_model(a.model, a.nfs)
-    g = torch.Generator().manual_seed(a.seed)
-    res = dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs, lr=a.lr, seed=a.seed, threads=a.threads,
-               small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs, n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
-    w = Window().start()
-    if a.aug and a.runner != 'miniai': raise SystemExit('--aug: only with the miniai runner')
-    if a.erase and not a.aug: raise SystemExit('--erase: only with --aug')
-    if a.runner == 'raw': run_raw(a, model, g, res)
-    elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
-    else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
-    fit = w.stop()
+    return dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs,
+                lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
+                n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+
+
+def finish_result(a, res, fit, t_start):
+    "Complete the record from its timed epochs (`fit`: the `Window` around the whole fit), then write and print it"
     eps = res['epochs']
     for e in eps: e['train_img_s'] = res['n_train']/e['train_s']
     res.update(epoch_s=[e['wall_s'] for e in eps], train_img_s=[e['train_img_s'] for e in eps],
@@ -222,6 +217,22 @@ def main(argv=None):
     line = json.dumps(res)
     if a.json: a.json.write_text(line + '\n')
     print(line, flush=True)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    model = get_model(a.model, a.nfs)
+    g = torch.Generator().manual_seed(a.seed)
+    res = new_result(a, model)
+    w = Window().start()
+    if a.runner == 'raw': run_raw(a, model, g, res)
+    elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
+    else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
+    finish_result(a, res, w.stop(), t_start)
 
 
 if __name__ == '__main__': main()
