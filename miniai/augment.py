@@ -10,6 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.distributions import Beta
+from fastcore.basics import listify
 from .learner import Callback, CancelFitException, to_cpu
 from .init import BatchTransformCB
 from .datasets import show_images
@@ -74,8 +75,6 @@ class AugmentCB(Callback):
         learn.batch = (xb, *rest)
 
 # %% ../nbs/13_augment.ipynb #6be18b4f
-def _listify(o): return [] if o is None else list(o) if isinstance(o, (list, tuple)) else [o]
-
 @contextmanager
 def _preserving(learn):
     "Restore `learn`'s optimizer (object and state) and every module's training flag on exit."
@@ -103,7 +102,7 @@ def show_image_batch(learn, # the `Learner`; its callbacks (and `cbs`) transform
                     ):
     "Show the first `max_n` inputs of a training batch after the callbacks' transforms; the model and optimizer are untouched."
     keep = _KeepBatch()
-    with _preserving(learn): learn.fit(1, valid=False, cbs=[keep] + _listify(cbs))
+    with _preserving(learn): learn.fit(1, valid=False, cbs=[keep] + listify(cbs))
     xb = to_cpu(keep.batch[0][:max_n])
     show_images(xb, ncols=cols, imsize=imsize, **kwargs)
     return xb
@@ -199,7 +198,7 @@ def capture_preds(learn, # the `Learner`
                  ) -> tuple:
     "One validation pass: `(preds, targets)`, or `(inputs, preds, targets)` with `inps`; nothing is trained."
     cp = CapturePreds(inps)
-    with _preserving(learn): learn.fit(1, train=False, cbs=[cp] + _listify(cbs))
+    with _preserving(learn): learn.fit(1, train=False, cbs=[cp] + listify(cbs))
     return (cp.inputs, cp.preds, cp.targs) if inps else (cp.preds, cp.targs)
 
 # %% ../nbs/13_augment.ipynb #37606931

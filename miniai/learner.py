@@ -5,20 +5,20 @@
 # %% ../nbs/08_learner.ipynb #f191478f
 from __future__ import annotations
 import copy, functools, math, sys, time, warnings
-from collections.abc import Mapping
 from operator import attrgetter
 from pathlib import Path
 import torch
 from torch import optim
 import torch.nn.functional as F
+from fastcore.basics import listify, patch
 from fastprogress.fastprogress import NBMasterBar, ConsoleMasterBar
-from .conv import def_device, to_device
+from .conv import def_device, to_device, tree_map
+from .training import pick_dl
 
 # %% auto #0
-__all__ = ['Metric', 'Accuracy', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs',
-           'with_cbs', 'Learner', 'TrainCB', 'to_cpu', 'MetricsCB', 'DeviceCB', 'ProgressCB', 'save_loss_plot',
-           'TrainLearner', 'MomentumLearner', 'SingleBatchCB', 'LRFinderCB', 'SanityCheckCB', 'NonFiniteLossError',
-           'NaNCheckCB']
+__all__ = ['Metric', 'Accuracy', 'FuncMetric', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
+           'run_cbs', 'with_cbs', 'TrainCB', 'Learner', 'to_cpu', 'MetricsCB', 'DeviceCB', 'save_loss_plot',
+           'ProgressCB', 'TrainLearner', 'MomentumLearner', 'SingleBatchCB', 'LRFinderCB']
 
 # %% ../nbs/08_learner.ipynb #6e7d1b53
 class Metric:
@@ -60,6 +60,12 @@ class Accuracy(Metric):
     def calc(self, inps, targs):
         if inps.ndim > targs.ndim: inps = inps.argmax(dim=1)
         return (inps == targs).float().mean()
+
+# %% ../nbs/08_learner.ipynb #e18f994f
+class FuncMetric(Metric):
+    "A `Metric` whose value for a batch is `f(preds, targets)`, such as a plain accuracy function"
+    def __init__(self, f): self.f = f; super().__init__()
+    def calc(self, inps, targs): return self.f(inps, targs)
 
 # %% ../nbs/08_learner.ipynb #4df392dc
 class CancelFitException(Exception):
@@ -103,30 +109,46 @@ def with_cbs(nm # the unit of work: 'fit', 'epoch' or 'batch'
         return _f
     return decorate
 
-# %% ../nbs/08_learner.ipynb #2008cf24
-_STEPS = ('predict', 'get_loss', 'backward', 'step', 'zero_grad')
+# %% ../nbs/08_learner.ipynb #8f73f482
+class TrainCB(Callback):
+    "The usual steps of a batch: model on the first `n_inp` batch items, loss on the predictions and the rest"
+    def __init__(self, n_inp=1): self.n_inp = n_inp
+    def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
+    def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
+    def backward(self, learn): learn.loss.backward()
+    def step(self, learn): learn.opt.step()
+    def zero_grad(self, learn): learn.opt.zero_grad()
 
-def _listify(o): return [] if o is None else list(o) if isinstance(o, (list, tuple)) else [o]
-
+# %% ../nbs/08_learner.ipynb #3557b27a
 def _opt_params(opt):
     "The parameters an optimizer updates (torch optimizers, or miniai's own with a `params` list)"
     if hasattr(opt, 'param_groups'): return [p for g in opt.param_groups for p in g['params']]
     return list(getattr(opt, 'params', []))
 
+def _setup_opt(learn, lr, reset_opt):
+    "Build `learn.opt` if needed (first fit, `reset_opt`, `opt` set to None, model replaced); set its learning rate to `lr`"
+    if learn.opt_func is None and learn.opt is None: return
+    ps = _opt_params(learn.opt) if learn.opt is not None else []
+    if reset_opt or learn.opt is None or not {id(p) for p in ps} <= {id(p) for p in learn.model.parameters()}:
+        learn.opt = learn.opt_func(learn.model.parameters(), lr)
+    elif hasattr(learn.opt, 'param_groups'):
+        for g in learn.opt.param_groups: g['lr'] = lr
+    elif hasattr(learn.opt, 'lr'): learn.opt.lr = lr
+
+# %% ../nbs/08_learner.ipynb #2008cf24
 class Learner:
     "Train `model` on `dls` with `loss_func`; callbacks (or a subclass) supply the steps of a batch"
-    check_cbs = ()  # callback classes each `fit` adds while `checks` is on: set in "Catching mistakes early", near the end
     def __init__(self,
                  model, # the `nn.Module` to train
                  dls=(0,), # `DataLoaders` (with `.train` and `.valid`) or a (train, valid) pair
                  loss_func=F.mse_loss, # called as `loss_func(preds, *targets)`
                  lr=0.1, # the learning rate each `fit` starts with, unless `fit` is given one
-                 cbs=None, # callbacks used by every `fit`
+                 cbs=None, # callbacks used by every `fit`: one, or any iterable of them
                  opt_func=optim.SGD, # builds the optimizer: `opt_func(params, lr)`
-                 checks=True # add the callbacks of `Learner.check_cbs` to every `fit` (first-batch checks, NaN loss)
+                 checks=True # run the checks of `miniai.checks` at every `fit`
                 ):
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
-        self.cbs, self.opt, self.checks = _listify(cbs), None, checks
+        self.cbs, self.opt, self.checks = list(listify(cbs)), None, checks
         self._sorted = self._handlers = None  # during fit: the sorted callbacks, and event name -> their methods
 
     def callback(self, method_nm):
@@ -137,33 +159,11 @@ class Learner:
             fs = self._handlers[method_nm] = [m for cb in self._sorted if (m := getattr(cb, method_nm, None)) is not None]
         for f in fs: f(self)
 
-    # The steps of a batch. Here they hand over to the callbacks that define them; a subclass may override them.
     def predict(self):   self.callback('predict')
     def get_loss(self):  self.callback('get_loss')
     def backward(self):  self.callback('backward')
     def step(self):      self.callback('step')
     def zero_grad(self): self.callback('zero_grad')
-
-    def _check_steps(self, train):
-        "Fail before training starts if some step of a batch is neither overridden nor supplied by a callback"
-        need = _STEPS if train else _STEPS[:2]
-        missing = [nm for nm in need if getattr(type(self), nm) is getattr(Learner, nm)
-                   and not any(hasattr(cb, nm) for cb in self._sorted)]
-        if missing:
-            cbs = ', '.join(type(cb).__name__ for cb in self._sorted) or 'none'
-            raise TypeError(f"{type(self).__name__} cannot train: nothing supplies the step(s) {', '.join(missing)} "
-                            f"(callbacks: {cbs}). Add TrainCB() to cbs, use TrainLearner, "
-                            f"or subclass Learner and define {missing[0]}(self).")
-
-    def _setup_opt(self, lr, reset_opt):
-        "Build the optimizer if needed (first fit, `reset_opt`, `opt` set to None, model replaced); set its lr"
-        if self.opt_func is None and self.opt is None: return
-        ps = _opt_params(self.opt) if self.opt is not None else []
-        if reset_opt or self.opt is None or not {id(p) for p in ps} <= {id(p) for p in self.model.parameters()}:
-            self.opt = self.opt_func(self.model.parameters(), lr)
-        elif hasattr(self.opt, 'param_groups'):
-            for g in self.opt.param_groups: g['lr'] = lr
-        elif hasattr(self.opt, 'lr'): self.opt.lr = lr
 
     @property
     def training(self): return self.model.training
@@ -177,16 +177,16 @@ class Learner:
             reset_opt=False # build a new optimizer instead of continuing with the current one
            ):
         "Train for `n_epochs`, each a training pass and a validation pass, running the callbacks' events"
-        cbs = _listify(cbs)
-        if self.checks: cbs += [c() for c in self.check_cbs if not any(isinstance(cb, c) for cb in self.cbs + cbs)]
+        cbs = list(listify(cbs))
+        if self.checks:
+            from miniai.checks import check_fit  # imported here, not at the top: miniai.checks imports this module
+            cbs += check_fit(self, n_epochs, train, valid, cbs, lr)
         self.cbs += cbs
-        outer = self._handlers, self._sorted  # a fit run by a callback inside a fit gets its own lists
-        mode = self.model.training
+        outer, mode = (self._sorted, self._handlers), self.model.training  # a fit run inside a fit keeps its own lists
         try:
             self._sorted, self._handlers = sorted(self.cbs, key=attrgetter('order')), {}
-            self._check_steps(train)
             self.n_epochs, self.epochs = n_epochs, range(n_epochs)
-            self._setup_opt(self.lr if lr is None else lr, reset_opt)
+            _setup_opt(self, self.lr if lr is None else lr, reset_opt)
             self._fit(train, valid)
         except BaseException:
             # an error or Ctrl-C may land between backward and zero_grad: never carry those gradients into the next fit,
@@ -196,7 +196,7 @@ class Learner:
             raise
         finally:
             for cb in cbs: self.cbs.remove(cb)
-            self._handlers, self._sorted = outer
+            self._sorted, self._handlers = outer
 
     @with_cbs('fit')
     def _fit(self, train, valid):
@@ -208,8 +208,7 @@ class Learner:
     def one_epoch(self, training):
         "One pass over the training (`training=True`) or validation data"
         self.model.train(training)
-        dls = self.dls
-        self.dl = (dls.train if training else dls.valid) if hasattr(dls, 'train') else dls[0 if training else 1]
+        self.dl = pick_dl(self.dls, training)
         self._one_epoch()
 
     @with_cbs('epoch')
@@ -225,61 +224,40 @@ class Learner:
             self.step(); self.callback('after_step')
             self.zero_grad()
 
-    def lr_find(self,
-                gamma=1.3, # the learning rate is multiplied by this after every batch
-                max_mult=3, # stop when the loss exceeds this multiple of the lowest loss so far
-                start_lr=1e-5, # the first learning rate tried
-                max_epochs=10, # stop after this many epochs at the latest
-                plot=True # draw the loss against the learning rate
-               ):
-        "Run `LRFinderCB` (defined below) on the training data; the weights and the optimizer are restored after"
-        state, opt = copy.deepcopy(self.model.state_dict()), self.opt
-        finder = LRFinderCB(gamma=gamma, max_mult=max_mult)
-        self.opt = None  # a fresh optimizer that starts at `start_lr`
-        try: self.fit(max_epochs, valid=False, lr=start_lr, cbs=finder)
-        finally:
-            self.model.load_state_dict(state)
-            self.model.zero_grad()
-            self.opt = opt
-        if plot: finder.plot()
-        return finder
-
-# %% ../nbs/08_learner.ipynb #8f73f482
-class TrainCB(Callback):
-    "The usual steps of a batch: model on the first `n_inp` batch items, loss on the predictions and the rest"
-    def __init__(self, n_inp=1): self.n_inp = n_inp
-    def predict(self, learn): learn.preds = learn.model(*learn.batch[:self.n_inp])
-    def get_loss(self, learn): learn.loss = learn.loss_func(learn.preds, *learn.batch[self.n_inp:])
-    def backward(self, learn): learn.loss.backward()
-    def step(self, learn): learn.opt.step()
-    def zero_grad(self, learn): learn.opt.zero_grad()
-
 # %% ../nbs/08_learner.ipynb #6027aa13
 def to_cpu(x):
-    "Detach `x` and copy it to the CPU, through dicts, lists and tuples; half precision becomes float32"
-    if isinstance(x, Mapping): return type(x)({k: to_cpu(v) for k, v in x.items()})
-    if isinstance(x, (list, tuple)):
-        res = [to_cpu(o) for o in x]
-        return type(x)(*res) if hasattr(x, '_fields') else type(x)(res)  # namedtuples take fields, not a list
-    if not isinstance(x, torch.Tensor): return x
-    x = x.detach().cpu()
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    "Detach every tensor in `x` and copy it to the CPU, through dicts, lists and tuples; half precision becomes float32"
+    def f(t):
+        t = t.detach().cpu()
+        return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    return tree_map(f, x)
 
 # %% ../nbs/08_learner.ipynb #64598a09
-class MetricsCB(Callback):
-    "Track the loss and metrics (objects with update/compute/reset) per pass; state stays on the device until `after_epoch`"
-    def __init__(self, *ms, **metrics):
-        for m in ms: metrics[type(m).__name__] = m
-        self.metrics, self.history, self.log_fn = metrics, [], print
+def _as_metric(name, m):
+    "`m` if it is a metric (update/compute/reset), a `FuncMetric` if it is a function of (preds, targets)"
+    if isinstance(m, type): raise TypeError(f'MetricsCB: {name} is the class {m.__name__}: pass an instance, {m.__name__}()')
+    if all(hasattr(m, a) for a in ('update', 'compute', 'reset')): return m
+    if callable(m): return FuncMetric(m)
+    raise TypeError(f'MetricsCB: {name}={m!r} is not a metric: pass an object with update/compute/reset (a miniai Metric, '
+                    f'a torcheval or torchmetrics metric) or a function of (preds, targets)')
 
-    def before_fit(self, learn): learn.metrics = self
+class MetricsCB(Callback):
+    "Track the loss and metrics (objects with update/compute/reset, or functions) per pass; state stays on the device until `after_epoch`"
+    def __init__(self, *ms, **metrics):
+        for m in ms: metrics[getattr(m, '__name__', type(m).__name__)] = m
+        self.metrics, self.history, self.log_fn = {k: _as_metric(k, m) for k, m in metrics.items()}, [], print
+
+    def before_fit(self, learn):
+        learn.metrics = self
+        # the targets follow the model's inputs: n_inp of the callback that supplies `predict` (TrainCB), else 1
+        self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)
 
     def before_epoch(self, learn):
         for m in self.metrics.values(): m.reset()
         self.loss_sum, self.n, self.device = 0., 0, None
 
     def after_batch(self, learn):
-        preds, targs = learn.preds.detach(), learn.batch[1]
+        preds, targs = learn.preds.detach(), learn.batch[self.n_inp]
         if preds.device != self.device: self._to(preds.device)
         for m in self.metrics.values(): m.update(preds, targs)
         self.loss_sum = self.loss_sum + learn.loss.detach()*len(targs)
@@ -310,6 +288,19 @@ class DeviceCB(Callback):
         to_device(torch.zeros(()), self.device)
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
+
+# %% ../nbs/08_learner.ipynb #8693636a
+def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
+                   fname # the PNG file to write (its folder is created)
+                  ):
+    "Write the training and validation loss curves to the image file `fname`"
+    from matplotlib.figure import Figure  # no pyplot: works with no display and leaves pyplot's state alone
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for (x, y), name in zip(curves, ('train', 'valid')): ax.plot(x, y, label=name, marker='o' if name == 'valid' else None)
+    ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend(loc='upper right')
+    Path(fname).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(fname, dpi=80, bbox_inches='tight')
 
 # %% ../nbs/08_learner.ipynb #9c7303e3
 def _in_notebook():
@@ -393,19 +384,6 @@ class ProgressCB(Callback):
             save_loss_plot(self._curves(), fname)
             if not self.notebook: print(f'loss plot saved to {fname}')
 
-# %% ../nbs/08_learner.ipynb #8693636a
-def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
-                   fname # the PNG file to write (its folder is created)
-                  ):
-    "Write the training and validation loss curves to the image file `fname`"
-    from matplotlib.figure import Figure  # no pyplot: works with no display and leaves pyplot's state alone
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for (x, y), name in zip(curves, ('train', 'valid')): ax.plot(x, y, label=name, marker='o' if name == 'valid' else None)
-    ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend(loc='upper right')
-    Path(fname).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fname, dpi=80, bbox_inches='tight')
-
 # %% ../nbs/08_learner.ipynb #e2cb7b60
 class TrainLearner(Learner):
     "A `Learner` with the usual steps of a batch as methods: model on `batch[0]`, loss against `batch[1]`"
@@ -442,21 +420,8 @@ class LRFinderCB(Callback):
     def __init__(self, gamma=1.3, max_mult=3): self.gamma, self.max_mult = gamma, max_mult
 
     def before_fit(self, learn):
-        self.lrs, self.losses, self.min = [], [], math.inf
-        self._check_length(learn)
-
-    def _check_length(self, learn):
-        "Fail at once when the learning rate cannot grow to 1 in the batches of this fit: the finder would find nothing"
         if not self.gamma > 1: raise ValueError(f'LRFinderCB: gamma={self.gamma!r} must be above 1, or the learning rate never grows')
-        dl = learn.dls.train if hasattr(learn.dls, 'train') else learn.dls[0]
-        if not hasattr(dl, '__len__') or len(dl) == 0: return
-        n, lr = len(dl)*learn.n_epochs, learn.opt.param_groups[0]['lr']
-        need = math.ceil(math.log(1/lr)/math.log(self.gamma)) + 1  # lr, lr*gamma, ... up to 1
-        if n >= need: return
-        raise ValueError(f'lr_find: the training DataLoader has {len(dl)} batches and max_epochs={learn.n_epochs}, so the finder can try '
-                         f'only {n} learning rates, from {lr:.2g} up to {lr*self.gamma**(n-1):.2g} (gamma={self.gamma}): too few to reach 1, '
-                         f"above which almost any model's loss rises. It needs {need} batches: use max_epochs={math.ceil(need/len(dl))} "
-                         f'or more, a smaller batch size, more data, or a larger gamma.')
+        self.lrs, self.losses, self.min = [], [], math.inf
 
     def before_epoch(self, learn):
         if not learn.training: raise CancelEpochException()  # validation tells the finder nothing
@@ -467,6 +432,15 @@ class LRFinderCB(Callback):
         self.min = min(self.min, loss)
         if not math.isfinite(loss) or loss > self.min*self.max_mult: raise CancelFitException()
         for g in learn.opt.param_groups: g['lr'] *= self.gamma
+
+    def after_fit(self, learn):
+        "Warn when the data ran out before the loss rose, with what to change"
+        n, lrs = len(self.lrs), self.lrs
+        if n < 2 or lrs[-1] >= 1: return
+        need = math.ceil(math.log(1/lrs[0])/math.log(self.gamma)) + 1  # batches from the first rate up to 1
+        warnings.warn(f'lr_find: the training data ran out after {n} batches ({learn.n_epochs} epochs), at a learning rate of '
+                      f'{lrs[-1]:.2g}, before the loss rose: the plot may show no minimum. Reaching 1 takes {need} batches: use '
+                      f'max_epochs={math.ceil(need*learn.n_epochs/n)}, or gamma={(1/lrs[0])**(1/(n-1)):.2g}, or a smaller batch size', stacklevel=2)
 
     def smoothed(self, beta=0.8):
         "The losses smoothed by an exponential moving average (with bias correction)"
@@ -496,205 +470,23 @@ class LRFinderCB(Callback):
 
     def __repr__(self): return f'LRFinderCB(tried {len(self.lrs)} learning rates, suggestion={self.suggestion:.3g})'
 
-# %% ../nbs/08_learner.ipynb #8d85fe27
-def _describe(x):
-    "What a batch item is, for error messages: dtype, shape and device of a tensor; the keys of a dict; else the type"
-    if isinstance(x, torch.Tensor): return f'{x.dtype} tensor of shape {tuple(x.shape)} on {x.device}'
-    if isinstance(x, Mapping): return f'dict with keys {list(x)}'
-    return type(x).__name__
-
-def _name(f):
-    "The name of a function, a partial or a callable object"
-    f = getattr(f, 'func', f)
-    return getattr(f, '__name__', type(f).__name__)
-
-def _lr(opt):
-    "The learning rate of an optimizer's first parameter group (None without an optimizer)"
-    if hasattr(opt, 'param_groups'): return opt.param_groups[0]['lr']
-    return getattr(opt, 'lr', None)
-
-def _split(learn):
-    "How the standard steps split a batch: ('TrainCB', n_inp) or ('TrainLearner', 1); None for steps written by the user"
-    t = type(learn)
-    if t.predict is not Learner.predict or t.get_loss is not Learner.get_loss:
-        return ('TrainLearner', 1) if (t.predict, t.get_loss) == (TrainLearner.predict, TrainLearner.get_loss) else None
-    steps = [cb for cb in learn.cbs if hasattr(cb, 'predict') or hasattr(cb, 'get_loss')]
-    if len(steps) == 1 and isinstance(steps[0], TrainCB) and \
-       (type(steps[0]).predict, type(steps[0]).get_loss) == (TrainCB.predict, TrainCB.get_loss): return ('TrainCB', steps[0].n_inp)
-
-def _tensors(x):
-    "The tensors in `x`, through dicts, lists and tuples"
-    if isinstance(x, torch.Tensor): return [x]
-    if isinstance(x, Mapping): x = list(x.values())
-    return [t for o in x for t in _tensors(o)] if isinstance(x, (list, tuple)) else []
-
-# %% ../nbs/08_learner.ipynb #3946925e
-def _empty_msg(dl, name):
-    "Why the `name` DataLoader `dl` gives no batches, and what to do"
-    ds, bs = getattr(dl, 'dataset', None), getattr(dl, 'batch_size', None)
-    n = len(ds) if hasattr(ds, '__len__') else None
-    if n == 0: why = 'its dataset has no items: check how the data were loaded and split'
-    elif n is not None and bs and n < bs and getattr(dl, 'drop_last', False):
-        why = (f'its dataset has {n} items, fewer than batch_size={bs}, and drop_last=True drops that one partial batch: '
-               f'use a smaller batch size, or drop_last=False')
-    else: why = f'dataset of {n} items, batch_size={bs}: check the data and the sampler'
-    if name == 'validation': why += '; or skip validation with fit(..., valid=False)'
-    return f'The {name} DataLoader is empty: it gave no batches ({type(dl).__name__}); {why}'
-
-def _batch_msg(batch, who, n_inp):
-    "The batch cannot be split into inputs and targets by the standard steps"
-    parts = f'batch[:{n_inp}] and the targets batch[{n_inp}:]' if who == 'TrainCB' else 'batch[0] and the targets batch[1]'
-    fix = ('use DataLoaders.from_dd(dd, batch_size, as_tuple=True), or a collate function that returns (x, y)' if isinstance(batch, Mapping)
-           else 'make the Dataset return (x, y) pairs (e.g. TensorDataset(x, y)), or the collate function return a tuple')
-    return f"The batch is a {_describe(batch)}, but {who} gives the model the inputs {parts}, so a batch must be a tuple or list such as (x, y): {fix}"
-
-def _loss_hint(preds, targs):
-    "The likely fix when the loss fails on `preds` and `targs`, or would broadcast them"
-    if not targs: return 'The batch has nothing after the model inputs: the loss gets no targets (check n_inp and the Dataset)'
-    t = targs[0]
-    if not (isinstance(preds, torch.Tensor) and isinstance(t, torch.Tensor)): return 'Check what the model and the Dataset return'
-    if preds.ndim > 2 and all(s == 1 for s in preds.shape[2:]):
-        return 'The model output has extra dimensions of size 1: add nn.Flatten() at the end of the model'
-    if preds.ndim and t.ndim and len(preds) != len(t):
-        return f'The model output has {len(preds)} rows but there are {len(t)} targets: a reshape in the model mixes up the batch dimension'
-    if preds.shape == t.shape and preds.ndim == 2 and not t.is_floating_point():
-        return ('The targets look one-hot (one integer column per class): cross-entropy takes class indices, y.argmax(1), '
-                'or class probabilities as floats, y.float()')
-    if preds.shape == (*t.shape, 1):
-        return f'Give the targets the shape of the model output, {tuple(preds.shape)}, with y[:, None], or flatten the output with nn.Flatten(0)'
-    if t.shape == (*preds.shape, 1):
-        return f'Give the targets the shape of the model output, {tuple(preds.shape)}, with y.squeeze(-1)'
-    if preds.ndim == t.ndim + 1 and t.is_floating_point():
-        return 'The targets are floats, one per item: cross-entropy takes class indices as integers, y.long()'
-    return 'Check that the model output and the targets are what this loss expects'
-
-def _check_loss(learn, who, n_inp):
-    "Call the loss on the first predictions, as the standard `get_loss` will: raise a clear error if it fails or broadcasts"
-    targs = learn.batch[n_inp:] if who == 'TrainCB' else learn.batch[1:2]
-    shapes = f'model output: {_describe(learn.preds)}; targets: {", ".join(map(_describe, targs)) or "none"}'
-    with warnings.catch_warnings(record=True) as ws:
-        warnings.simplefilter('always')
-        try: learn.loss_func(learn.preds, *targs)
-        except Exception as e:
-            raise ValueError(f'loss_func={_name(learn.loss_func)} failed on the first batch ({shapes}). '
-                             f'{_loss_hint(learn.preds, targs)}. ({type(e).__name__}: {e})') from e
-    if any('target size' in str(w.message) for w in ws):  # torch's warning when mse_loss, l1_loss... broadcast
-        raise ValueError(f'loss_func={_name(learn.loss_func)} would broadcast the first batch, which gives wrong values ({shapes}). '
-                         f'{_loss_hint(learn.preds, targs)}.')
-
-def _input_error(learn, exc):
-    "An error explaining `exc`, raised by the model on the first batch, when its inputs are on another device or of another dtype"
-    p = next(learn.model.parameters(), None) if hasattr(learn.model, 'parameters') else None
-    if p is None: return None
-    split = _split(learn)
-    xs = _tensors(learn.batch[:split[1]] if split and isinstance(learn.batch, (tuple, list)) else learn.batch)
-    for x in xs:
-        if x.device != p.device:
-            return RuntimeError(f"The model's parameters are on {p.device} but its input is a {_describe(x)}: add DeviceCB() to the "
-                                f"callbacks, which moves the model and every batch to one device (or move both yourself)")
-    for x in xs:
-        if x.dtype != p.dtype and 'type' in str(exc):
-            fix = 'x.float()/255 for images stored as bytes' if x.dtype == torch.uint8 else f'x.to({p.dtype})'
-            return TypeError(f"The model's parameters are {p.dtype} but its input is a {_describe(x)}: convert the inputs "
-                             f"(e.g. {fix}) in the Dataset, the collate function, or a callback's before_batch")
-
-def _worker_msg(name, n, epoch, dl, e):
-    "One readable line for an error from a worker process of the `name` DataLoader `dl`, after `n` batches of `epoch`"
-    text = str(e).strip()
-    lines = [l for l in text.splitlines() if l.strip()]
-    at = f'The {name} DataLoader failed in epoch {epoch}, after {n} batches'
-    if text.startswith('Caught '):  # torch re-raises a worker's exception with the worker's traceback as text
-        where = lines[0].rstrip('.').split(' in ', 1)[-1]
-        return (f'{at}: {lines[-1].strip()} (raised in {where}; its traceback is in the error above). '
-                f'With num_workers=0 the data load in this process, where errors are easier to debug.')
-    return (f'{at}: a worker process died ({text}). Workers die when memory runs out (use fewer than '
-            f'num_workers={getattr(dl, "num_workers", "?")}, or a smaller batch size) or when the '
-            f"Dataset's code crashes; with num_workers=0 the data load in this process, where a crash shows its own error.")
-
-# %% ../nbs/08_learner.ipynb #a07375cc
-class SanityCheckCB(Callback):
-    "Check the data loaders, the batch, the model's inputs and the loss at the first batch of each pass of `fit`"
-    order = 100  # last: it sees the batch, predictions and loss as the other callbacks left them
-    stage = outer = None  # `cleanup_fit` runs even when `before_fit` did not (an earlier callback failed): it needs these
-
-    def before_fit(self, learn):
-        self.checked, self.stage = set(), None  # the passes (training True/False) whose first batch passed
-        self.outer = sys.exc_info()[1]  # an exception already being handled around `fit` is not ours to explain
-
-    def before_epoch(self, learn):
-        dls, self.name = learn.dls, 'training' if learn.training else 'validation'
-        self.raw = (dls.train if learn.training else dls.valid) if hasattr(dls, 'train') else dls[0 if learn.training else 1]
-        self.literal = isinstance(self.raw, (list, tuple))  # a list of batches, where empty means "nothing to do" on purpose
-        if not self.literal and hasattr(self.raw, '__len__') and len(self.raw) == 0: raise ValueError(_empty_msg(self.raw, self.name))
-        self.seen = 0  # batches started in this pass
-
-    def before_batch(self, learn):
-        self.seen += 1
-        if learn.training in self.checked: return
-        split = _split(learn)
-        if split and not isinstance(learn.batch, (tuple, list)): raise TypeError(_batch_msg(learn.batch, *split))
-        self.stage, learn.preds = 'predict', None
-
-    def after_predict(self, learn):
-        if learn.training in self.checked: return
-        self.stage, split = None, _split(learn)
-        if split: _check_loss(learn, *split)
-
-    def after_loss(self, learn):
-        if learn.training in self.checked: return
-        loss = learn.loss
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError(f'loss_func={_name(learn.loss_func)} returned a {_describe(loss)}, not a single number: backward() '
-                             f"needs a scalar. Keep the loss's default reduction='mean' (not 'none'), or average it with .mean()")
-        self.checked.add(learn.training)
-
-    def after_epoch(self, learn):
-        if not self.seen and not self.literal: raise ValueError(_empty_msg(self.raw, self.name))  # a loader with no len() that gave nothing
-
-    def cleanup_fit(self, learn):
-        exc, stage = sys.exc_info()[1], self.stage  # the exception ending this fit, if any
-        self.stage = None
-        if not isinstance(exc, Exception) or exc is self.outer: return
-        # a worker that raised, or died; one killed while handing over a batch can also show as a broken connection
-        died = getattr(getattr(self, 'raw', None), 'num_workers', 0) and isinstance(exc, (ConnectionError, EOFError))
-        if died or 'DataLoader worker' in str(exc):
-            raise RuntimeError(_worker_msg(self.name, self.seen, learn.epoch, self.raw, exc)) from exc
-        if stage == 'predict' and learn.preds is None:
-            err = _input_error(learn, exc)
-            if err is not None: raise err from exc
-
-# %% ../nbs/08_learner.ipynb #cb80a431
-class NonFiniteLossError(FloatingPointError):
-    "The training loss became NaN or infinite"
-
-class NaNCheckCB(Callback):
-    "Stop training with `NonFiniteLossError` when the training loss is NaN or infinite; reads the losses every `every` batches"
-    order = 100  # after LRFinderCB, which stops by itself when the loss explodes
-
-    def __init__(self, every=100): self.every = every  # batches between reads (and one read at the end of each training pass)
-    def before_fit(self, learn): self.pending, self.prev = [], None
-    def after_batch(self, learn):
-        if not learn.training: return
-        self.pending.append((learn.iter, _lr(learn.opt), learn.loss.detach()))
-        if len(self.pending) >= self.every: self._check(learn)
-    def after_epoch(self, learn):
-        if learn.training: self._check(learn)
-
-    def _check(self, learn):
-        if not self.pending: return
-        finite = torch.isfinite(torch.stack([l.reshape(()) for *_, l in self.pending]).float())
-        if bool(finite.all()):  # the one read
-            self.prev, self.pending = self.pending[-1], []
-            return
-        i = int((~finite).nonzero()[0])
-        it, lr, loss = self.pending[i]
-        prev = self.pending[i-1] if i else self.prev
-        before = f'; the batch before had loss {prev[2].item():.4g}' if prev is not None else ''
-        lr = 'none' if lr is None else f'{float(lr):.3g}'
-        raise NonFiniteLossError(
-            f'The training loss became {loss.item()} at epoch {learn.epoch}, batch {it} (lr={lr}){before}. Lower the learning rate '
-            f'(learn.lr_find() suggests one), look for NaN or infinite values in the data, or clip the gradients. '
-            f'Learner(..., checks=False) turns this check off.')
-
-# %% ../nbs/08_learner.ipynb #db4412b8
-Learner.check_cbs = (SanityCheckCB, NaNCheckCB)
+# %% ../nbs/08_learner.ipynb #4fbc40da
+@patch
+def lr_find(self:Learner,
+            gamma=1.3, # the learning rate is multiplied by this after every batch
+            max_mult=3, # stop when the loss exceeds this multiple of the lowest loss so far
+            start_lr=1e-5, # the first learning rate tried
+            max_epochs=10, # stop after this many epochs at the latest
+            plot=True # draw the loss against the learning rate
+           ):
+    "Run `LRFinderCB` on the training data from a fresh optimizer; the weights and the optimizer are restored after"
+    state, opt = copy.deepcopy(self.model.state_dict()), self.opt
+    finder = LRFinderCB(gamma=gamma, max_mult=max_mult)
+    self.opt = None  # a fresh optimizer that starts at `start_lr`
+    try: self.fit(max_epochs, valid=False, lr=start_lr, cbs=finder)
+    finally:
+        self.model.load_state_dict(state)
+        self.model.zero_grad()
+        self.opt = opt
+    if plot: finder.plot()
+    return finder

@@ -1,16 +1,21 @@
-"""The `miniai-train` command (miniai.cli), run as a user runs it: in its own process, on the small data."""
-import configparser, importlib, os, re, subprocess, sys
+"""The `miniai-train` command (miniai.cli), run as a user runs it: in its own process, on the small data.
+
+The same command starts three ways: `miniai-train` (the console script that settings.ini declares),
+`python -m miniai` (lesson 08c) and `python -m miniai.cli`. Each is run here.
+"""
+import configparser, os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b'\x89PNG\r\n\x1a\n'
+OPTIONS = ['--epochs', '--bs', '--lr', '--small', '--out', '--device']
 
-def run_cli(*args, cwd, timeout=600):
-    "Run `python -m miniai.cli ARGS` with this checkout's miniai, output piped (as in a log file)"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), MPLBACKEND='agg')
-    return subprocess.run([sys.executable, '-m', 'miniai.cli', *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def _env(): return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), MPLBACKEND='agg')
+
+def run_cli(*args, cwd, module='miniai', timeout=600):
+    "Run `python -m MODULE ARGS` with this checkout's miniai, output piped (as in a log file)"
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 def test_small_run_writes_plots_and_prints_accuracy(tmp_path):
     r = run_cli('--small', '--epochs', '2', '--out', 'plots', '--device', 'cpu', cwd=tmp_path)
@@ -26,13 +31,14 @@ def test_small_run_writes_plots_and_prints_accuracy(tmp_path):
         assert png.startswith(PNG) and len(png) > 5000, name
     assert 'Traceback' not in r.stderr
 
-# Each case starts Python and torch (seconds): two here; nbs/08a_cli.ipynb checks more messages in-process.
-@pytest.mark.parametrize('args, says', [
-    (['--epochs', '0'], "argument --epochs: '0' is not a positive integer"),
-    (['--epcohs', '3'], 'unrecognized arguments: --epcohs 3'),
+# Each case starts Python and torch (seconds): a few here; nbs/08a_cli.ipynb checks more messages in-process.
+@pytest.mark.parametrize('module, args, says', [
+    ('miniai', ['--epochs', '0'], "argument --epochs: '0' is not a positive integer"),
+    ('miniai.cli', ['--epcohs', '3'], 'unrecognized arguments: --epcohs 3'),
+    ('miniai.cli', ['--device', 'gpu'], "argument --device: device='gpu': not a device torch knows"),
 ])
-def test_bad_argument_gives_usage_not_traceback(tmp_path, args, says):
-    r = run_cli(*args, cwd=tmp_path, timeout=120)
+def test_bad_argument_gives_usage_not_traceback(tmp_path, module, args, says):
+    r = run_cli(*args, cwd=tmp_path, module=module, timeout=120)
     assert r.returncode == 2
     assert r.stderr.startswith('usage: miniai-train'), r.stderr
     assert says in r.stderr and 'Traceback' not in r.stderr, r.stderr
@@ -46,9 +52,20 @@ def test_out_that_is_a_file(tmp_path):
     assert "argument --out: 'out' is a file, not a folder" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert r.stdout == '', 'it fails before training'
 
-def test_console_script_declared():
+def _console_script():
+    "The `miniai-train = module:function` that settings.ini declares, run as the script pip writes runs it"
     cfg = configparser.ConfigParser(delimiters=['='])
     cfg.read(ROOT/'settings.ini')
     scripts = dict(s.split('=') for s in cfg['DEFAULT']['console_scripts'].split())
     mod, fn = scripts['miniai-train'].split(':')
-    assert callable(getattr(importlib.import_module(mod), fn))
+    return [sys.executable, '-c', f'import sys; from {mod} import {fn}; sys.exit({fn}())']
+
+@pytest.mark.parametrize('how', ['console script', 'python -m miniai', 'python -m miniai.cli'])
+def test_help_every_way_to_start(tmp_path, how):
+    cmd = {'console script': _console_script(), 'python -m miniai': [sys.executable, '-m', 'miniai'],
+           'python -m miniai.cli': [sys.executable, '-m', 'miniai.cli']}[how]
+    r = subprocess.run([*cmd, '--help'], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == '', r.stderr
+    assert r.stdout.startswith('usage: miniai-train') and 'Train the lesson CNN on Fashion-MNIST' in r.stdout, r.stdout
+    assert all(o in r.stdout for o in OPTIONS), r.stdout
+    assert not any(tmp_path.iterdir()), 'help writes nothing'

@@ -76,12 +76,15 @@ def test_miniai_small_numbers(monkeypatch, v, want):
 # Each mistake is made on a tiny problem; the error must name the offending values, chain PyTorch's error where
 # there is one, and leave the Learner able to fit again once the mistake is fixed.
 
-import functools, os, re, signal
-from torch import nn
+import functools, math, os, re, signal, subprocess, sys, warnings
+from pathlib import Path
+import fastcore.all as fc
+from torch import nn, optim
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from miniai.learner import (Learner, TrainLearner, TrainCB, DeviceCB, MetricsCB, ProgressCB, Accuracy, Callback,
-                            NonFiniteLossError, NaNCheckCB, SanityCheckCB, CancelFitException)
+                            CancelFitException, CancelBatchException)
+from miniai.checks import NonFiniteLossError, NaNCheckCB, SanityCheckCB
 
 def _blobs(x=None, y=None, bs=8, valid=None, **kw):
     g = torch.Generator().manual_seed(0)
@@ -235,20 +238,188 @@ def test_checks_off():
     # and nothing is checked at the first batch either: PyTorch's own error comes through
     with pytest.raises(RuntimeError, match='not on the expected device'): _learner(nn.Linear(6, 4, device='meta'), checks=False).fit(1)
 
-def test_lr_find_too_short():
+def test_lr_find_short_data_warns_and_runs():
+    "Data too short for the rate to reach 1: the finder runs the rates it can, plots them and warns once, saying what to change"
     learn = _learner(dls=_blobs(bs=20))  # 2 batches
-    with pytest.raises(ValueError) as e: learn.lr_find(plot=False)
-    m = _msg(e)
-    assert '2 batches' in m and 'max_epochs=10' in m and '20 learning rates' in m and 'max_epochs=23' in m
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        f = learn.lr_find(plot=False)
+    assert len(ws) == 1 and issubclass(ws[0].category, UserWarning)
+    m = str(ws[0].message)
+    assert len(f.lrs) == 20 and f.lrs[0] == 1e-5 and 'after 20 batches (10 epochs)' in m and 'max_epochs=23' in m, m
+    assert f.lrs[0] <= f.suggestion*10 <= f.lrs[-1]
+    assert len(f.plot().lines[0].get_xdata()) == 20
+    plt.close('all')
     assert learn.opt is None and learn.cbs[0].__class__ is TrainCB and len(learn.cbs) == 1
 
 def test_lr_find_gamma():
     with pytest.raises(ValueError) as e: _learner().lr_find(gamma=1., plot=False)
     assert 'gamma=1.0' in _msg(e)
 
-def test_lr_find_long_enough():
-    f = _learner(dls=_blobs(x=torch.randn(400, 6), y=torch.arange(400) % 4, bs=8)).lr_find(plot=False)
-    assert len(f.lrs) > 1
+def test_lr_find_stops_when_the_loss_rises():
+    learn = _learner(dls=_blobs(x=torch.randn(400, 6), y=torch.arange(400) % 4, bs=8))
+    w = learn.model.weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # the loss rose before the data ran out: no warning
+        f = learn.lr_find(plot=False)
+    assert f.lrs[0] == 1e-5 and all(b/a == pytest.approx(1.3) for a, b in zip(f.lrs, f.lrs[1:]))
+    # it went on while the loss stayed within 3x the lowest so far, and stopped at the first loss above that (or not finite)
+    assert all(l <= 3*min(f.losses[:i+1]) for i, l in enumerate(f.losses[:-1]))
+    assert not math.isfinite(f.losses[-1]) or f.losses[-1] > 3*min(f.losses)
+    assert f.lrs[0] < f.suggestion < f.lrs[-1] and len(f.lrs) < 500
+    assert torch.equal(w, learn.model.weight) and learn.opt is None
+
+# ---------------------------------------------------------------- defects found by a new user (issue 19)
+
+def test_all_batches_cancelled_is_not_an_empty_loader():
+    "A callback may skip every batch on purpose (CancelBatchException in before_batch): the loader is not empty"
+    class SkipAll(Callback):
+        def before_batch(self, learn): raise CancelBatchException()
+    learn = _learner(cbs=[TrainCB(), SkipAll()])
+    w = learn.model.weight.detach().clone()
+    learn.fit(2)
+    assert torch.equal(w, learn.model.weight)  # nothing trained, and no error
+
+def test_metrics_targets_follow_n_inp():
+    "MetricsCB takes the targets after TrainCB's n_inp inputs, not batch[1]"
+    class Two(nn.Module):
+        def __init__(self): super().__init__(); self.lin = nn.Linear(6, 4)
+        def forward(self, x, w): return self.lin(x*w)
+    x, y, w = torch.randn(40, 6), torch.arange(40) % 4, torch.full((40, 1), 0.5)
+    dl = DataLoader(TensorDataset(x, w, y), 16)
+    metrics = MetricsCB(Accuracy())
+    learn = Learner(Two(), DataLoaders(dl, dl), F.cross_entropy, cbs=[TrainCB(n_inp=2), metrics])
+    learn.fit(1, train=False)
+    with torch.no_grad(): p = learn.model(x, w)
+    assert metrics.history[-1]['Accuracy'] == pytest.approx((p.argmax(1) == y).float().mean().item())
+    assert metrics.history[-1]['loss'] == pytest.approx(F.cross_entropy(p, y).item(), rel=1e-5)
+
+class _Count(Callback):
+    def __init__(self): self.n = 0
+    def after_batch(self, learn): self.n += 1
+
+@pytest.mark.parametrize('make', [list, tuple, fc.L, lambda cbs: (cb for cb in cbs)], ids=['list', 'tuple', 'L', 'generator'])
+def test_cbs_any_iterable(make):
+    count, extra = _Count(), _Count()
+    learn = Learner(nn.Linear(6, 4), _blobs(), F.cross_entropy, cbs=make([TrainCB(), count]))
+    learn.fit(1, cbs=make([extra]))
+    assert count.n == extra.n == 10 and len(learn.cbs) == 2  # 5 training + 5 validation batches; `extra` gone after the fit
+
+def test_cbs_plus_fastcore_L():
+    "The course's habit: Learner(..., cbs=cbs + fc.L(xtra)) and learn.fit(1, cbs=[cp] + fc.L(cbs))"
+    cbs, xtra, cp = [TrainCB()], [_Count()], _Count()
+    learn = Learner(nn.Linear(6, 4), _blobs(), F.cross_entropy, cbs=cbs + fc.L(xtra))
+    learn.fit(1, cbs=[cp] + fc.L([_Count()]))
+    assert xtra[0].n == cp.n == 10 and learn.cbs == cbs + xtra
+
+def test_cbs_single_callback():
+    count = _Count()
+    _learner(cbs=TrainCB()).fit(1, cbs=count)
+    assert count.n == 10
+
+def test_dls_one_dataloader():
+    m, e = _fit_error(_learner(dls=_blobs().train), TypeError)
+    assert 'dls is one DataLoader' in m and 'DataLoaders(train_dl, valid_dl)' in m and 'valid=False' in m
+
+def test_dls_without_validation_loader():
+    train = _blobs().train
+    m, _ = _fit_error(_learner(dls=(train,)), ValueError)
+    assert 'no validation loader' in m and 'dls[1]' in m and 'valid=False' in m
+    _learner(dls=(train,)).fit(1, valid=False)  # which works
+
+def test_dls_left_out():
+    "Learner(model) without data: the default dls=(0,) gives no batches"
+    m, _ = _fit_error(Learner(nn.Linear(6, 4), cbs=[TrainCB()]), TypeError)
+    assert 'The training loader is 0 (int)' in m and 'DataLoaders(train_dl, valid_dl)' in m
+
+@pytest.mark.parametrize('where', ['Learner', 'fit'])
+def test_callback_class_not_instance(where):
+    learn = _learner(cbs=[TrainCB] if where == 'Learner' else None)
+    m, _ = _fit_error(learn, TypeError, cbs=[MetricsCB] if where == 'fit' else None)
+    cls = 'TrainCB' if where == 'Learner' else 'MetricsCB'
+    assert f'cbs holds the class {cls}, not a callback' in m and f'{cls}()' in m
+    assert learn.opt is None and len(learn.cbs) == 1  # nothing ran, and fit's callbacks are not kept
+
+def test_not_a_callback():
+    m, _ = _fit_error(_learner(), TypeError, cbs=[print])
+    assert 'cbs holds <built-in function print>' in m and 'Callback' in m
+
+def test_steps_missing():
+    m, _ = _fit_error(_learner(cbs=[]), TypeError)
+    assert 'nothing supplies the step(s) predict, get_loss, backward, step, zero_grad' in m and 'TrainCB()' in m
+    _learner(cbs=[]).fit(1, train=False, cbs=TrainCB())  # validation alone needs only predict and get_loss
+
+@pytest.mark.parametrize('lr, exc, says', [(None, TypeError, "lr=None): the learning rate must be a number, such as lr=0.1, not a NoneType"),
+                                           ('0.1', TypeError, "(without the quotes: lr=0.1)"),
+                                           ('fast', TypeError, "lr='fast'): the learning rate must be a number, such as lr=0.1, not a str"),
+                                           (-0.1, ValueError, 'lr=-0.1): the learning rate must be a finite number of 0 or more'),
+                                           (float('nan'), ValueError, 'lr=nan)')])
+def test_bad_lr(lr, exc, says):
+    m, _ = _fit_error(_learner(lr=lr), exc)
+    assert m.startswith('Learner(..., lr=') and says in m, m
+    if lr is not None:  # fit(lr=None) means the Learner's
+        m, _ = _fit_error(_learner(), exc, lr=lr)
+        assert m.startswith('fit(..., lr=') and says in m, m
+
+@pytest.mark.parametrize('f, says', [('adam', 'opt_func=optim.Adam, torch'), ('sgd', 'opt_func=optim.SGD, torch'),
+                                     (optim.SGD(nn.Linear(1, 1).parameters(), 0.1), 'opt_func=optim.SGD: the Learner builds the optimizer itself')])
+def test_bad_opt_func(f, says):
+    m, _ = _fit_error(_learner(opt_func=f), TypeError)
+    assert says in m and 'not a function that builds an optimizer' in m, m
+
+def test_model_a_function():
+    w = torch.randn(6, 4, requires_grad=True)
+    def model(x): return x @ w
+    m, _ = _fit_error(_learner(model), TypeError)
+    assert 'model is the function model, not an nn.Module' in m and 'nn.Sequential' in m
+
+@pytest.mark.parametrize('n', [2.5, -1, 0, '3', True])
+def test_bad_n_epochs(n):
+    learn = _learner()
+    w = learn.model.weight.detach().clone()
+    m, _ = _fit_error(learn, ValueError, n)
+    assert m == f'fit: n_epochs must be a positive int, got n_epochs={n!r}'
+    assert torch.equal(w, learn.model.weight) and learn.opt is None  # checked before anything ran
+
+def test_metric_plain_function():
+    "A function of (preds, targets) is a metric, averaged by batch size as Accuracy is (the 2019 lessons' way)"
+    def frac_right(preds, targs): return (preds.argmax(1) == targs).float().mean()
+    fn, acc = MetricsCB(frac_right), MetricsCB(acc=Accuracy())
+    learn = _learner(dls=_blobs(bs=16), cbs=[TrainCB(), fn, acc])  # 40 items: batches of 16, 16 and 8
+    learn.fit(1, train=False)
+    x, y = learn.dls.valid.dataset.tensors
+    with torch.no_grad(): whole = (learn.model(x).argmax(1) == y).float().mean().item()
+    assert fn.history[-1]['frac_right'] == pytest.approx(whole) == pytest.approx(acc.history[-1]['acc'])
+
+@pytest.mark.parametrize('bad, says', [('accuracy', "acc='accuracy' is not a metric"), (Accuracy, 'pass an instance, Accuracy()')])
+def test_metric_not_a_metric(bad, says):
+    with pytest.raises(TypeError) as e: MetricsCB(acc=bad)
+    assert says in _msg(e)
+
+def test_targets_out_of_range():
+    m, e = _fit_error(_learner(nn.Linear(6, 2), _blobs(y=torch.arange(40) % 7)), ValueError)
+    assert 'The targets go up to 6 but the model gives 2 scores per item' in m and '7 outputs' in m and e.__cause__ is not None
+
+def test_targets_negative():
+    m, _ = _fit_error(_learner(dls=_blobs(y=torch.arange(40) % 4 - 1)), ValueError)
+    assert 'The targets go down to -1, but class indices run from 0 to 3' in m
+
+def test_checks_on_with_the_learner_alone():
+    "`from miniai.learner import Learner` alone gets the checks, imported when fit runs (not at import: no import cycle)"
+    code = """if True:
+        import sys, torch
+        from torch import nn
+        from miniai.learner import Learner, TrainCB
+        assert 'miniai.checks' not in sys.modules
+        x, y = torch.randn(8, 6, dtype=torch.float64), torch.zeros(8, dtype=torch.long)
+        try: Learner(nn.Linear(6, 4), ([(x, y)], [(x, y)]), torch.nn.functional.cross_entropy, cbs=[TrainCB()]).fit(1)
+        except TypeError as e: print(e)
+        assert 'miniai.checks' in sys.modules"""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get('PYTHONPATH', '')]))
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "The model's parameters are torch.float32 but its input is a torch.float64 tensor" in r.stdout
 
 # ---------------------------------------------------------------- DataLoader worker processes
 
