@@ -12,6 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from accelerate import Accelerator
 import miniai
+from .training import pick_dl
+from .conv import tree_map
 from .datasets import DataLoaders
 from .learner import Callback, DeviceCB, Learner, ProgressCB, TrainCB
 
@@ -34,12 +36,7 @@ def _model_device(model):
 
 def _to_float(x):
     "`x` with its 16-bit float tensors made float32 (through dicts, lists and tuples)"
-    if isinstance(x, torch.Tensor): return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    if isinstance(x, dict): return type(x)({k: _to_float(v) for k, v in x.items()})
-    if isinstance(x, (list, tuple)):
-        res = [_to_float(o) for o in x]
-        return type(x)(*res) if hasattr(x, '_fields') else type(x)(res)
-    return x
+    return tree_map(lambda t: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t, x)
 
 class MixedPrecision(TrainCB):
     "`TrainCB` with the forward pass under `torch.autocast`: bf16 on CPU, fp16 with a `GradScaler` on CUDA"
@@ -129,7 +126,7 @@ class AccelerateCB(TrainCB):
                                    "only AccelerateCB (for mixed precision pass it mixed_precision='bf16' or 'fp16')")
         self.saved = learn.model, learn.opt, learn.dls
         dls = learn.dls
-        train, valid = (dls.train, dls.valid) if hasattr(dls, 'train') else dls
+        train, valid = pick_dl(dls), pick_dl(dls, train=False)
         learn.model, learn.opt, train, valid = self.acc.prepare(learn.model, learn.opt, _torch_loader(train),
                                                                 _torch_loader(valid))
         learn.dls = DataLoaders(train, valid)

@@ -9,6 +9,7 @@ import torch
 from torch import nn, optim
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
+from .training import pick_dl
 from .conv import conv
 from .learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB, Accuracy
 from .activations import Hooks
@@ -30,7 +31,7 @@ def fit_one_cycle(model:nn.Module, # the model to train
                   learner=TrainLearner # the `Learner` class to use
                  ) -> Learner:
     "Train `model` for `epochs` with AdamW under a one-cycle schedule peaking at `lr`, tracking accuracy; return the `Learner`."
-    n_train = len(dls.train if hasattr(dls, 'train') else dls[0])
+    n_train = len(pick_dl(dls))
     sched = partial(lr_scheduler.OneCycleLR, max_lr=lr, total_steps=epochs*n_train)
     cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), ProgressCB(plot=plot), BatchSchedCB(sched)] + list(cbs or [])
     learn = learner(model, dls, loss_func, lr=lr, cbs=cbs, opt_func=partial(optim.AdamW, weight_decay=wd))

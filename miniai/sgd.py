@@ -9,6 +9,7 @@ from functools import partial, wraps
 import torch
 from torch import optim
 import matplotlib.pyplot as plt
+from .training import pick_dl
 from .learner import Callback
 
 # %% auto #0
@@ -313,8 +314,7 @@ class RecorderCB(HasLearnCB):
 # %% ../nbs/11_optimizers.ipynb #80904927
 def _n_train_batches(learn):
     "How many batches the training data gives per epoch."
-    dls = learn.dls
-    return len(dls.train if hasattr(dls, 'train') else dls[0])
+    return len(pick_dl(learn.dls))
 
 class ParamSchedCB(Callback):
     "Before each training batch set every param group's `name` to `sched(pos)` for each `name=sched`; pos goes 0 to 1 over `fit`."
