@@ -135,6 +135,10 @@ def test_tokenize_processes_agree_and_unpicklable_rules_are_named(cache):
     two = TokenizeProcessor(n_workers=2, chunksize=7, cache=False, progress=False)(texts)
     assert one == two == tokenize(texts)
     assert all(t[0] == BOS and t[-1] == EOS for t in one)
+    shout = lambda t: t.upper()
+    with pytest.raises(ValueError, match=r'rules cannot be sent to worker processes .*lambda.*or use n_workers=1'):
+        TokenizeProcessor(n_workers=2, chunksize=7, cache=False, progress=False, pre_rules=[shout])(texts)
+    assert TokenizeProcessor(n_workers=1, cache=False, progress=False, pre_rules=[shout], post_rules=[])(['ab']) == [['AB']]
 
 
 def test_unseen_validation_words_become_unk_and_are_counted():
