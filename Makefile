@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.miniai-installed
 
-.PHONY: test demo docs bench bench-peers readme export clean-venv
+.PHONY: test demo data docs bench bench-peers readme export clean-venv
 
 $(STAMP): settings.ini setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): settings.ini setup.py
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-test: $(STAMP)
+# The data step: installs the Debian packages dataset-fashion-mnist and fortunes when they are missing and apt is usable
+# (root or passwordless sudo); otherwise changes nothing, and the loaders say how to get the data.
+data:
+	@tools/get_data.sh
+
+test: data $(STAMP)
 	MINIAI_SMALL=1 $(PY) -m pytest tests
 
 export: $(STAMP)
@@ -25,10 +30,11 @@ readme: $(STAMP)
 	$(PY) tools/make_readme.py
 
 # Train the lesson CNN with the Learner (full data, 5 epochs); plots go to out/. ARGS passes options through,
-# e.g. `make demo ARGS="--small --epochs 2"`. The data step finds Fashion-MNIST or downloads it (or says how to get it).
+# e.g. `make demo ARGS="--small --epochs 2"`. `data` installs the Debian package when it can; then Fashion-MNIST is found or
+# downloaded, or the error says how to get it.
 # OMP_WAIT_POLICY=PASSIVE: torch's threads sleep rather than spin while they wait for each other; when other
 # programs busy the cores, spinning made training several times slower here.
-demo: $(STAMP)
+demo: data $(STAMP)
 	@$(PY) -c $$'import sys\nfrom miniai.data import find_fmnist, DataNotFoundError\ntry: print("Fashion-MNIST:", find_fmnist())\nexcept DataNotFoundError as e: sys.exit(str(e))'
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(PY) -m miniai.cli --out out $(ARGS)
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The data step of `make demo`, `make test` and `.ci/run`: give the machine the Debian packages the lessons read
+# when they are missing and apt can install them. Otherwise it changes nothing and exits 0, and the loaders
+# (miniai.data, miniai.text) raise their errors saying how to get the data.
+#
+#   tools/get_data.sh [--dry-run] [PACKAGE...]
+#
+# dataset-fashion-mnist: Fashion-MNIST, every lesson.        fortunes: the texts of lesson 16.
+# PACKAGE...: more Debian packages the caller found missing (.ci/run passes chromium), installed in the same apt run.
+# --dry-run: print what would be installed and how, install nothing.
+# apt is usable when apt-get exists and we are root or have passwordless sudo (`sudo -n`): nothing here ever asks
+# for a password. The folders searched are those of the loaders; MINIAI_FMNIST_SYSTEM_DIR and
+# MINIAI_FORTUNES_SYSTEM_DIR replace the Debian folders (for tests only).
+set -uo pipefail
+
+dry=0
+extra=()
+for a in "$@"; do
+  case "$a" in
+    --dry-run) dry=1 ;;
+    -*) echo "get_data.sh: unknown option $a (use --dry-run)" >&2; exit 2 ;;
+    *) extra+=("$a") ;;
+  esac
+done
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/miniai"
+fmnist_sys="${MINIAI_FMNIST_SYSTEM_DIR:-/usr/share/datasets/fashion-mnist}"
+fortunes_sys="${MINIAI_FORTUNES_SYSTEM_DIR:-/usr/share/games/fortunes}"
+
+have_fmnist() {
+  for d in "${MINIAI_DATA:-}" "$cache/fashion-mnist" "$fmnist_sys"; do
+    [ -n "$d" ] && { [ -e "$d/train-images-idx3-ubyte.gz" ] || [ -e "$d/train-images-idx3-ubyte" ]; } && return 0
+  done
+  return 1
+}
+# `computers` is one of the categories of lesson 16's task; the small package fortunes-min lacks it.
+have_fortunes() {
+  for d in "${MINIAI_FORTUNES:-}" "$cache/fortunes" "$fortunes_sys"; do
+    [ -n "$d" ] && [ -f "$d/computers" ] && return 0
+  done
+  return 1
+}
+
+pkgs=()
+have_fmnist || pkgs+=(dataset-fashion-mnist)
+have_fortunes || pkgs+=(fortunes)
+pkgs+=("${extra[@]}")
+[ ${#pkgs[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "get_data.sh: missing ${pkgs[*]}; no apt-get on this machine, so nothing is installed (the loaders say how to get the data)"
+  exit 0
+fi
+if [ "$(id -u)" = 0 ]; then sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n)
+else
+  echo "get_data.sh: missing ${pkgs[*]}; not root and no passwordless sudo, so nothing is installed." \
+       "Run: sudo apt-get install ${pkgs[*]}"
+  exit 0
+fi
+
+# apt's progress goes to /dev/null; its errors still show.
+run() {
+  if [ $dry = 1 ]; then echo "would run: $*"; else "$@" >/dev/null; fi
+}
+echo "== installing ${pkgs[*]} (Debian packages)"
+run "${sudo[@]}" apt-get update -q || echo "get_data.sh: apt-get update failed; trying the install anyway"
+for p in "${pkgs[@]}"; do
+  run env DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "$p" \
+    || echo "get_data.sh: apt-get could not install $p"
+done
+exit 0
