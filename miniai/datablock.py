@@ -15,7 +15,7 @@ from PIL import Image
 from .data import cache_dir, load_fmnist, small_mode
 from .training import get_dls
 from .datasets import DataLoaders, show_images
-from .learner import _listify
+from fastcore.basics import listify
 
 # %% auto #0
 __all__ = ['DONE_MARKER', 'image_extensions', 'class_folder', 'fmnist_png_dir', 'write_fmnist_pngs', 'get_files', 'compose',
@@ -117,7 +117,7 @@ def compose(x, # what the functions are applied to
             **kwargs # passed on to every function
            ):
     "Apply `funcs` to `x` one after another, in increasing `order_key` (stable: equal orders keep the list's order)."
-    for f in sorted(_listify(funcs), key=lambda f: getattr(f, order_key, 0)): x = f(x, *args, **kwargs)
+    for f in sorted(listify(funcs), key=lambda f: getattr(f, order_key, 0)): x = f(x, *args, **kwargs)
     return x
 
 # %% ../nbs/15_datablock.ipynb #2e97300e
@@ -139,7 +139,7 @@ class ItemList:
                  path='.', # the folder they come from
                  tfms=None # transforms applied to each item as it is read, in `order`
                 ):
-        self.items, self.path, self.tfms = list(items), Path(path), _listify(tfms)
+        self.items, self.path, self.tfms = list(items), Path(path), listify(tfms)
 
     def new(self, items, cls=None):
         "A list of the same class (or `cls`), path and transforms, holding `items`."
@@ -345,7 +345,7 @@ class LabeledData:
                  proc_y=None # a processor or a list of them for the labels
                 ):
         if len(x) != len(y): raise ValueError(f'LabeledData: {len(x)} inputs but {len(y)} labels')
-        self.proc_x, self.proc_y = _listify(proc_x), _listify(proc_y)
+        self.proc_x, self.proc_y = listify(proc_x), listify(proc_y)
         self.x = self.process(x, self.proc_x)
         try: self.y = self.process(y, self.proc_y)
         except UnknownLabelError as e:
