@@ -432,6 +432,12 @@ class _Bad(torch.utils.data.Dataset):
             os.kill(os.getpid(), signal.SIGKILL)
         return torch.randn(6), i % 4
 
+def _free_workers():
+    "Free the failed fit's DataLoader iterator (held by the traceback's frames, in a reference cycle): it shuts its workers down
+    and unregisters them, so torch's SIGCHLD handler cannot raise about a dead worker later, inside another test"
+    import gc
+    gc.collect()
+
 def test_worker_raises():
     dl = DataLoader(_Bad('raise'), 8, num_workers=1)
     m, e = _fit_error(_learner(dls=DataLoaders(dl, dl)), RuntimeError)
@@ -439,10 +445,12 @@ def test_worker_raises():
     assert 'ValueError: bad item 20' in m and 'worker process 0' in m
     assert isinstance(e.__cause__, ValueError)
     assert m.count('\n') == 0  # one line, the worker's traceback stays in the chained error
+    del e; _free_workers()
 
 def test_worker_dies():
     dl = DataLoader(_Bad('kill'), 8, num_workers=1)
-    m, _ = _fit_error(_learner(dls=DataLoaders(dl, dl)), RuntimeError)
+    m = _fit_error(_learner(dls=DataLoaders(dl, dl)), RuntimeError)[0]
+    _free_workers()
     # torch notices a dead worker wherever this process is (a signal handler): the count of batches is approximate
     assert re.search(r'training DataLoader failed in epoch 0, after \d+ batches', m), m
     assert 'worker process died' in m and 'num_workers=1' in m
