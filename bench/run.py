@@ -12,8 +12,8 @@ plus validation pass). Runners:
   `with_transform` that turns each PIL image into a tensor, `DataLoaders.from_dd`;
 - `files`: the same Learner fed by lesson 15's data block pipeline from Fashion-MNIST written as PNG files
   (`write_fmnist_pngs`): `ImageList.from_files` with `make_grey`, `to_byte_tensor`, `to_float_tensor`, split by folder,
-  labelled by folder, `to_dls` (`--workers` processes, default 0). The training files are put in their index order,
-  so the batches are those of `miniai`;
+  labelled by folder (with `miniai.data`'s class order as the vocabulary), `to_dls` (`--workers` processes, default 0).
+  The training files are put in their index order, so the batches are those of `miniai`;
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
 """
 from __future__ import annotations
@@ -164,11 +164,13 @@ def hf_dls(a, g):
 def files_dls(a, g):
     "Lesson 15's path: PNG files on disk, per-item transforms, `to_dls`; training items in index order (the order of `raw`)"
     from miniai.datablock import (ImageList, SplitData, grandparent_splitter, label_by_func, parent_labeler, CategoryProcessor,
-                                  make_grey, to_byte_tensor, to_float_tensor, to_dls, write_fmnist_pngs)
+                                  class_folder, make_grey, to_byte_tensor, to_float_tensor, to_dls, write_fmnist_pngs)
+    from miniai.data import FMNIST_CLASSES
     il = ImageList.from_files(write_fmnist_pngs(small=a.small), tfms=[make_grey, to_byte_tensor, to_float_tensor])
     il.items.sort(key=lambda f: (f.parent.parent.name, int(f.stem)))  # file n.png is image n of its split
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'))
-    ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
+    vocab = [class_folder(c) for c in FMNIST_CLASSES]  # miniai.data's class order, so the labels are the same ints as in memory
+    ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor(vocab))
     dls = to_dls(ll, a.bs, num_workers=a.workers)
     dls.train.sampler.generator = g  # the RandomSampler draws torch.randperm(n, generator=g): the same order as `raw`
     return dls
