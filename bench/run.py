@@ -63,14 +63,28 @@ def proc_busy_s():
     return (user + nice + system + irq + softirq) / os.sysconf('SC_CLK_TCK')
 
 
+def own_cpu_s():
+    "CPU seconds used by this process and its children (live ones, such as DataLoader workers, read from /proc)"
+    tick, me, kids = os.sysconf('SC_CLK_TCK'), os.getpid(), 0.
+    try: pids = [d for d in os.listdir('/proc') if d.isdigit()]
+    except OSError: pids = []
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/stat') as f: fields = f.read().rsplit(')', 1)[1].split()
+        except OSError: continue
+        if int(fields[1]) == me: kids += (int(fields[11]) + int(fields[12])) / tick  # ppid, utime, stime
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids + done.ru_utime + done.ru_stime
+
+
 class Window:
-    "Wall time, this process's CPU time and the rest of the machine's CPU time between `start` and `stop`"
+    "Wall time, this process's CPU time (with its children's) and the rest of the machine's CPU time between `start` and `stop`"
     def start(self):
-        self.t, self.cpu, self.busy = time.perf_counter(), time.process_time(), proc_busy_s()
+        self.t, self.cpu, self.busy = time.perf_counter(), own_cpu_s(), proc_busy_s()
         self.flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         return self
     def stop(self):
-        wall, cpu = time.perf_counter() - self.t, time.process_time() - self.cpu
+        wall, cpu = time.perf_counter() - self.t, own_cpu_s() - self.cpu
         return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.),
                     page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
@@ -223,7 +237,8 @@ def _git_commit():
 def new_result(a, model):
     "A run's JSON record before its epochs: what was run, on which model (also used by bench/peers.py)"
     import torch
-    return dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs,
+    runner = (a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}') + (f'-w{a.workers}' if getattr(a, 'workers', 0) else '')
+    return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
                 workers=getattr(a, 'workers', 0),
                 n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
