@@ -5,14 +5,15 @@
 # %% ../nbs/06_convolutions.ipynb #f7523066
 from __future__ import annotations
 import copy, os
+from functools import partial
 from collections.abc import Mapping
 import torch
 from torch import nn
 from torch.utils.data import default_collate
-from .training import _check_count
+from .training import check_count
 
 # %% auto #0
-__all__ = ['def_device', 'conv', 'available_devices', 'get_device', 'to_device', 'collate_device']
+__all__ = ['def_device', 'conv', 'available_devices', 'get_device', 'tree_map', 'to_device', 'collate_device']
 
 # %% ../nbs/06_convolutions.ipynb #5f5bffb1
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -41,7 +42,7 @@ def conv(ni:int, # number of input channels
          bias:bool|None=None # bias in the conv? None: off when `norm` is a batch norm, on otherwise
         ) -> nn.Sequential:
     "`Conv2d` with padding `ks//2`, then `norm(nf)` and an activation when given, as an `nn.Sequential`."
-    for k, v in dict(ni=ni, nf=nf, ks=ks, stride=stride).items(): _check_count('conv', k, v)  # nn.Conv2d takes ni=0 or ks=0 without a word
+    for k, v in dict(ni=ni, nf=nf, ks=ks, stride=stride).items(): check_count('conv', k, v)  # nn.Conv2d takes ni=0 or ks=0 without a word
     nl = norm(nf) if norm else None
     if bias is None: bias = not isinstance(nl, _BATCHNORMS)
     layers = [nn.Conv2d(ni, nf, kernel_size=ks, stride=stride, padding=ks//2, bias=bias)]
@@ -61,10 +62,11 @@ def available_devices() -> list[str]:
 def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or 'mps'; default: `$MINIAI_DEVICE`, else the best available
               ) -> str:
     "The device to compute on: `name`, else `$MINIAI_DEVICE`, else the first of `available_devices()`."
-    src = 'device'
+    env, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'device'
     if name is None:
-        name, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'MINIAI_DEVICE'
+        name, src = env, 'MINIAI_DEVICE'
         if not name: return available_devices()[0]
+    elif env and str(name) == env: src = 'MINIAI_DEVICE'  # most likely `def_device`, read from there
     choices = available_devices()
     def bad(why):
         return ValueError(f"{src}={name!r}: {why}. Choose one of: {', '.join(choices)}"
@@ -82,28 +84,43 @@ def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or
         if not getattr(backend, 'is_available', lambda: False)(): raise bad(f"{dev.type} is not available on this machine")
     return str(dev)
 
-def_device = get_device()
+def _default_device() -> str:
+    "`get_device()`; a bad `$MINIAI_DEVICE` is kept as it is, so that importing miniai never fails: using it says what is wrong"
+    try: return get_device()
+    except ValueError: return os.environ['MINIAI_DEVICE'].strip()
 
-# %% ../nbs/06_convolutions.ipynb #4ec9eda7
+def_device = _default_device()
+
+# %% ../nbs/06_convolutions.ipynb #9d978332
+def tree_map(f, # called on every tensor; what it returns takes the tensor's place
+             x # a tensor, or dicts, lists and tuples nested in any way
+            ):
+    "`x` with `f` applied to every tensor in it, each dict, list and tuple rebuilt with its own type (namedtuples and defaultdicts too)."
+    if isinstance(x, torch.Tensor): return f(x)
+    if isinstance(x, dict):
+        res = copy.copy(x)  # a shallow copy keeps the class and extras such as a defaultdict's factory
+        for k, v in x.items(): res[k] = tree_map(f, v)
+        return res
+    if isinstance(x, Mapping): return type(x)({k: tree_map(f, v) for k, v in x.items()})
+    if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(tree_map(f, o) for o in x))  # namedtuples take fields
+    if isinstance(x, (list, tuple)): return type(x)(tree_map(f, o) for o in x)
+    return x
+
+# %% ../nbs/06_convolutions.ipynb #200a6459
+def _move(t, device):
+    "`t.to(device)`; for a device this machine lacks, `get_device`'s message (naming it and those there are) instead of torch's"
+    try: return t.to(device)
+    except (AssertionError, RuntimeError) as e:  # e.g. a bare AssertionError from a torch built without CUDA
+        if isinstance(device, (str, torch.device)):  # (an int means a GPU index: torch's own error says enough)
+            try: get_device(str(device))
+            except ValueError as bad: raise bad from e
+        raise
+
 def to_device(x, # a tensor, or a dict, list or tuple (nested in any way) holding tensors
               device=def_device # where to move the tensors
              ):
     "Move every tensor in `x` to `device`, keeping the type of every dict, list and tuple (namedtuples too)."
-    if isinstance(x, torch.Tensor):
-        try: return x.to(device)
-        except (AssertionError, RuntimeError) as e:  # e.g. a bare AssertionError from a torch built without CUDA
-            if isinstance(device, (str, torch.device)):  # (an int means a GPU index: torch's own error says enough)
-                try: get_device(str(device))  # says so if the device is not available here, and lists those that are
-                except ValueError as bad: raise bad from e
-            raise
-    if isinstance(x, dict):
-        res = copy.copy(x)  # a shallow copy keeps the class and extras such as a defaultdict's factory
-        for k, v in x.items(): res[k] = to_device(v, device)
-        return res
-    if isinstance(x, Mapping): return type(x)({k: to_device(v, device) for k, v in x.items()})
-    if isinstance(x, tuple) and hasattr(x, '_fields'): return type(x)(*(to_device(o, device) for o in x))
-    if isinstance(x, (list, tuple)): return type(x)(to_device(o, device) for o in x)
-    return x
+    return tree_map(partial(_move, device=device), x)
 
 # %% ../nbs/06_convolutions.ipynb #a0cc69c9
 def collate_device(b # a list of samples, as a DataLoader hands to its `collate_fn`

@@ -9,13 +9,14 @@ from functools import partial, wraps
 import torch
 from torch import optim
 import matplotlib.pyplot as plt
+from .training import pick_dl
 from .learner import Callback
 
 # %% auto #0
 __all__ = ['SGD', 'Momentum', 'RMSProp', 'Adam', 'Stat', 'AverageGrad', 'AverageSqrGrad', 'StepCount', 'StatOptimizer',
            'sgd_step', 'wd_step', 'momentum_step', 'debias', 'adam_step', 'lamb_step', 'Lamb', 'annealer', 'sched_lin',
-           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle', 'BaseSchedCB', 'BatchSchedCB',
-           'EpochSchedCB', 'HasLearnCB', 'RecorderCB', 'ParamSchedCB']
+           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle', 'torch_pct', 'BaseSchedCB',
+           'BatchSchedCB', 'EpochSchedCB', 'HasLearnCB', 'RecorderCB', 'ParamSchedCB']
 
 # %% ../nbs/11_optimizers.ipynb #faece8d4
 class SGD(optim.Optimizer):
@@ -270,6 +271,13 @@ def one_cycle(max_lr:float, # the peak value
     start = max_lr/div_factor
     return combine_scheds([pct_start, 1-pct_start], [sched_cos(start, max_lr), sched_cos(max_lr, start/final_div_factor)])
 
+# %% ../nbs/11_optimizers.ipynb #5773a446
+def torch_pct(pct_start:float, # OneCycleLR's `pct_start`
+              total:int # OneCycleLR's `total_steps`
+             ) -> float:
+    "Where OneCycleLR's peak falls on a 0-to-1 scale with step i at i/(total-1): the `pct_start` that makes `one_cycle` match it."
+    return (pct_start*total - 1) / max(total - 1, 1)
+
 # %% ../nbs/11_optimizers.ipynb #b5923c76
 class BaseSchedCB(Callback):
     "Build the PyTorch scheduler `sched(learn.opt)` when `fit` starts, as `self.schedo`; subclasses choose when it steps."
@@ -313,8 +321,7 @@ class RecorderCB(HasLearnCB):
 # %% ../nbs/11_optimizers.ipynb #80904927
 def _n_train_batches(learn):
     "How many batches the training data gives per epoch."
-    dls = learn.dls
-    return len(dls.train if hasattr(dls, 'train') else dls[0])
+    return len(pick_dl(learn.dls))
 
 class ParamSchedCB(Callback):
     "Before each training batch set every param group's `name` to `sched(pos)` for each `name=sched`; pos goes 0 to 1 over `fit`."

@@ -11,7 +11,7 @@ from torch import nn, optim
 from torch.utils.data import DataLoader
 
 # %% auto #0
-__all__ = ['accuracy', 'report', 'Dataset', 'fit', 'get_dls']
+__all__ = ['accuracy', 'report', 'Dataset', 'fit', 'check_count', 'get_dls', 'pick_dl']
 
 # %% ../nbs/03_minibatch_training.ipynb #3860f698
 def accuracy(out: torch.Tensor, # model outputs: one row of class scores per item
@@ -68,7 +68,10 @@ def fit(epochs: int, # number of passes over the training set
     return tot_loss / count, tot_acc / count
 
 # %% ../nbs/03_minibatch_training.ipynb #709a208e
-def _check_count(fn: str, name: str, v) -> int:
+def check_count(fn: str, # the function being called, for the message
+                name: str, # the argument's name, for the message
+                v # the value given
+               ) -> int:
     "`v` as an int if it is a positive whole number (not a bool), else a `ValueError` naming `fn`, the argument and its value."
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f'{fn}: {name} must be a positive int, got {name}={v!r}')
@@ -80,6 +83,14 @@ def get_dls(train_ds, # the training dataset
             **kwargs # passed on to both `DataLoader`s (e.g. `num_workers`, `collate_fn`)
            ) -> tuple[DataLoader, DataLoader]:
     "A shuffled training `DataLoader` with batch size `bs` and an ordered validation one with `bs*2`."
-    bs = _check_count('get_dls', 'bs', bs)
+    bs = check_count('get_dls', 'bs', bs)
     return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
             DataLoader(valid_ds, batch_size=bs * 2, **kwargs))
+
+# %% ../nbs/03_minibatch_training.ipynb #4c77188c
+def pick_dl(dls, # a `DataLoaders` (with `.train` and `.valid`) or a `(train, valid)` pair
+            train: bool=True # the training loader? False: the validation one
+           ):
+    "`dls.train` (or `dls.valid`) when `dls` has them, else `dls[0]` (or `dls[1]`)."
+    if hasattr(dls, 'train'): return dls.train if train else dls.valid
+    return dls[0 if train else 1]
