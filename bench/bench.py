@@ -47,7 +47,10 @@ def cpu_lock(path):
 def run_one(runner, args, show=False):
     """Run one runner in a fresh process with a terminal as its stdout (so `ProgressCB` draws its bars, as it would
     for a user); return its JSON result"""
-    if ':' in runner:  # e.g. miniai:none, miniai:bar: the Learner without ProgressCB, or without its plot
+    if runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
+        runner, w = runner.split(':w')
+        args = args + ['--workers', w]
+    elif ':' in runner:  # e.g. miniai:none, miniai:bar: the Learner without ProgressCB, or without its plot
         runner, progress = runner.split(':')
         args = args + ['--progress', progress]
     with tempfile.TemporaryDirectory(prefix='miniai-bench-') as tmp:
@@ -85,8 +88,8 @@ def disturbed(res, max_other):
 
 def cmd_run(a):
     runners = a.runners.split(',')
-    if 'raw' not in runners and not a.aug: runners = ['raw'] + runners
-    tag = a.tag or f'{a.model}-{a.epochs}ep' + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
+    if 'raw' not in runners and not a.aug and not a.no_raw: runners = ['raw'] + runners
+    tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-files' if any(r.startswith('files') for r in runners) else '') + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
     args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     if a.nfs: args += ['--nfs', a.nfs]
     if a.erase: args += ['--erase', str(a.erase)]
@@ -153,6 +156,8 @@ def summarize(rows):
                                loss=statistics.median(r['valid_loss'] for r in mine),
                                repeats=sum(1 for r in rows if r['tag'] == tag and r['runner'] == runner and r['disturbed']) - (len(mine) if all_disturbed else 0),
                                model=mine[0]['model'], epochs=len(mine[0]['epochs']), n_params=mine[0]['n_params'],
+                               mem_ratios=[ep(rd[runner])/ep(rd['miniai']) for rd in rounds.values() if runner in rd and 'miniai' in rd]
+                                          if runner.startswith('files') else None,
                                small=mine[0]['small'], disturbed=all_disturbed)
         out[tag] = res
     return out
@@ -170,6 +175,29 @@ def fmt_table(summary):
             ep = f"{s['epoch_s']:.2f}" + (' (disturbed)' if s.get('disturbed') else '')
             lines.append(f"| {tag} | {runner} | {s['n']} | {ep} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
+
+
+FILES_TARGET = 1.10  # the file path may take at most 10% more time per epoch than the in-memory path
+
+
+def fmt_files_table(summary):
+    "The file path (runner `files`) against the in-memory one (`miniai`), per-round ratios of epoch times"
+    lines = []
+    for tag, res in summary.items():
+        for runner, s in res.items():
+            r = s.get('mem_ratios')
+            if not r: continue
+            med = statistics.median(r)
+            verdict = 'within' if med <= FILES_TARGET else 'over'
+            workers = runner.split('-w')[1] if '-w' in runner else '0'
+            lines.append(f"| {tag} | {runner} | {workers} | {len(r)} | **{med:.3f}** | {min(r):.3f}-{max(r):.3f} | {s['epoch_s']:.2f} | {res['miniai']['epoch_s']:.2f} | "
+                         f"{s['acc']:.4f} / {res['miniai']['acc']:.4f} | {verdict} the target (at most {FILES_TARGET:.2f}) |")
+    if not lines: return ''
+    return ('\n## Training from image files against training from memory\n\n'
+            'Runner `files` (lesson 15: PNG files on disk, per-item transforms, `to_dls`; `files-wN`: with N worker processes) against '
+            '`miniai` (in-memory tensors), same Learner, model, batches and schedule; ratio of epoch times in the same round.\n\n'
+            '| run | runner | workers | rounds | files / memory (median) | min-max | files epoch (s) | memory epoch (s) | accuracy files / memory | target |\n'
+            '|---|---|---|---|---|---|---|---|---|---|\n' + '\n'.join(lines) + '\n')
 
 
 def machine():
@@ -213,7 +241,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
   Runs during which other processes used more than a tenth of a core were dropped and repeated.
 
 """
-    text = head + table + '\n'
+    text = head + table + '\n' + fmt_files_table(summary)
     if a.notes and Path(a.notes).exists(): text += '\n' + Path(a.notes).read_text()
     Path(a.dest).write_text(text)
     print(table)
@@ -222,7 +250,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
 
 def cmd_quick(a):
     "Every runner once on the small subset, one epoch: checks that the benchmark runs, measures nothing"
-    runners = ['raw', 'miniai', 'miniai-hf'] + [p for p in PEERS if (VENVS/p/'bin'/'python').exists()]
+    runners = ['raw', 'miniai', 'miniai-hf', 'files'] + [p for p in PEERS if (VENVS/p/'bin'/'python').exists()]
     models = a.models.split(',')
     ctx = cpu_lock(a.lock)
     with ctx:
@@ -286,8 +314,9 @@ def main(argv=None):
     r = sub.add_parser('run', help='interleaved rounds of the runners; appends their JSON lines to bench/results/TAG.jsonl')
     r.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn')
     r.add_argument('--runners', default='raw,miniai,miniai-hf',
-                   help='comma-separated; raw is always included; miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
+                   help='comma-separated; raw is always included (unless --no-raw); files: lesson 15 from PNG files (files:w1 with 1 worker process); miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
     r.add_argument('--rounds', type=int, default=5)
+    r.add_argument('--no-raw', action='store_true', help='leave out the raw reference, e.g. for --runners miniai,files (files against memory)')
     r.add_argument('--epochs', type=int, default=1)
     r.add_argument('--threads', type=int, default=2)
     r.add_argument('--small', action='store_true')

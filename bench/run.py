@@ -10,6 +10,10 @@ plus validation pass). Runners:
   `BatchSchedCB`, fed by `fashion_dls` (in-memory `TensorLoader`s): what a user would write;
 - `miniai-hf`: the same Learner fed by lesson 04's per-item path: the Hugging Face `DatasetDict`, a
   `with_transform` that turns each PIL image into a tensor, `DataLoaders.from_dd`;
+- `files`: the same Learner fed by lesson 15's data block pipeline from Fashion-MNIST written as PNG files
+  (`write_fmnist_pngs`): `ImageList.from_files` with `make_grey`, `to_byte_tensor`, `to_float_tensor`, split by folder,
+  labelled by folder (with `miniai.data`'s class order as the vocabulary), `to_dls` (`--workers` processes, default 0).
+  The training files are put in their index order, so the batches are those of `miniai`;
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-hf', 'fastai', 'lightning'])
+    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-hf', 'files', 'fastai', 'lightning'])
     p.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn',
                    help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead")
     p.add_argument('--epochs', type=int, default=1)
@@ -35,6 +39,7 @@ def parse_args(argv=None):
                    help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
     p.add_argument('--erase', type=float, default=0., help="with --aug: also lesson 13's random erasing, rectangles of this fraction of the height and width")
     p.add_argument('--nfs', default=None, help="resnet only: get_resnet's channels, comma-separated (default 8,16,32,64,128,256)")
+    p.add_argument('--workers', type=int, default=0, help="files only: `to_dls`'s num_workers (processes that read the images)")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
                    help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
@@ -44,6 +49,8 @@ def parse_args(argv=None):
     if a.aug and a.runner != 'miniai': p.error('--aug: only with the miniai runner')
     if a.erase and not a.aug: p.error('--erase: only with --aug')
     if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
+    if a.workers and a.runner != 'files': p.error('--workers: only with the files runner')
+    if a.workers < 0: p.error(f'--workers must be 0 or more, got {a.workers}')
     return a
 
 
@@ -56,14 +63,28 @@ def proc_busy_s():
     return (user + nice + system + irq + softirq) / os.sysconf('SC_CLK_TCK')
 
 
+def own_cpu_s():
+    "CPU seconds used by this process and its children (live ones, such as DataLoader workers, read from /proc)"
+    tick, me, kids = os.sysconf('SC_CLK_TCK'), os.getpid(), 0.
+    try: pids = [d for d in os.listdir('/proc') if d.isdigit()]
+    except OSError: pids = []
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/stat') as f: fields = f.read().rsplit(')', 1)[1].split()
+        except OSError: continue
+        if int(fields[1]) == me: kids += (int(fields[11]) + int(fields[12])) / tick  # ppid, utime, stime
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids + done.ru_utime + done.ru_stime
+
+
 class Window:
-    "Wall time, this process's CPU time and the rest of the machine's CPU time between `start` and `stop`"
+    "Wall time, this process's CPU time (with its children's) and the rest of the machine's CPU time between `start` and `stop`"
     def start(self):
-        self.t, self.cpu, self.busy = time.perf_counter(), time.process_time(), proc_busy_s()
+        self.t, self.cpu, self.busy = time.perf_counter(), own_cpu_s(), proc_busy_s()
         self.flt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         return self
     def stop(self):
-        wall, cpu = time.perf_counter() - self.t, time.process_time() - self.cpu
+        wall, cpu = time.perf_counter() - self.t, own_cpu_s() - self.cpu
         return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=max(proc_busy_s() - self.busy - cpu, 0.),
                     page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
@@ -154,6 +175,21 @@ def hf_dls(a, g):
     return dls
 
 
+def files_dls(a, g):
+    "Lesson 15's path: PNG files on disk, per-item transforms, `to_dls`; training items in index order (the order of `raw`)"
+    from miniai.datablock import (ImageList, SplitData, grandparent_splitter, label_by_func, parent_labeler, CategoryProcessor,
+                                  class_folder, make_grey, to_byte_tensor, to_float_tensor, to_dls, write_fmnist_pngs)
+    from miniai.data import FMNIST_CLASSES
+    il = ImageList.from_files(write_fmnist_pngs(small=a.small), tfms=[make_grey, to_byte_tensor, to_float_tensor])
+    il.items.sort(key=lambda f: (f.parent.parent.name, int(f.stem)))  # file n.png is image n of its split
+    sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'))
+    vocab = [class_folder(c) for c in FMNIST_CLASSES]  # miniai.data's class order, so the labels are the same ints as in memory
+    ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor(vocab))
+    dls = to_dls(ll, a.bs, num_workers=a.workers)
+    dls.train.sampler.generator = g  # the RandomSampler draws torch.randperm(n, generator=g): the same order as `raw`
+    return dls
+
+
 def run_miniai(a, model, g, res):
     "What a user writes: `TrainLearner` with the usual callbacks, on the in-memory or the per-item data path"
     import tempfile
@@ -165,6 +201,7 @@ def run_miniai(a, model, g, res):
         from miniai.datasets import fashion_dls
         dls = fashion_dls(a.bs, small=a.small)
         dls.train.generator = g
+    elif a.runner == 'files': dls = files_dls(a, g)
     else: dls = hf_dls(a, g)
     res['n_train'], res['n_valid'] = len(dls.train.dataset), len(dls.valid.dataset)
     sched = partial(optim.lr_scheduler.OneCycleLR, max_lr=a.lr, total_steps=a.epochs*len(dls.train))
@@ -200,8 +237,10 @@ def _git_commit():
 def new_result(a, model):
     "A run's JSON record before its epochs: what was run, on which model (also used by bench/peers.py)"
     import torch
-    return dict(runner=a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}', model=a.model, epochs=[], bs=a.bs,
+    runner = (a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}') + (f'-w{a.workers}' if getattr(a, 'workers', 0) else '')
+    return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
+                workers=getattr(a, 'workers', 0),
                 n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
 
 
@@ -230,7 +269,7 @@ def main(argv=None):
     res = new_result(a, model)
     w = Window().start()
     if a.runner == 'raw': run_raw(a, model, g, res)
-    elif a.runner.startswith('miniai'): run_miniai(a, model, g, res)
+    elif a.runner.startswith('miniai') or a.runner == 'files': run_miniai(a, model, g, res)
     else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
     finish_result(a, res, w.stop(), t_start)
 

@@ -62,10 +62,11 @@ def available_devices() -> list[str]:
 def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or 'mps'; default: `$MINIAI_DEVICE`, else the best available
               ) -> str:
     "The device to compute on: `name`, else `$MINIAI_DEVICE`, else the first of `available_devices()`."
-    src = 'device'
+    env, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'device'
     if name is None:
-        name, src = os.environ.get('MINIAI_DEVICE', '').strip(), 'MINIAI_DEVICE'
+        name, src = env, 'MINIAI_DEVICE'
         if not name: return available_devices()[0]
+    elif env and str(name) == env: src = 'MINIAI_DEVICE'  # most likely `def_device`, read from there
     choices = available_devices()
     def bad(why):
         return ValueError(f"{src}={name!r}: {why}. Choose one of: {', '.join(choices)}"
@@ -83,7 +84,12 @@ def get_device(name: str|None=None # a device such as 'cpu', 'cuda', 'cuda:1' or
         if not getattr(backend, 'is_available', lambda: False)(): raise bad(f"{dev.type} is not available on this machine")
     return str(dev)
 
-def_device = get_device()
+def _default_device() -> str:
+    "`get_device()`; a bad `$MINIAI_DEVICE` is kept as it is, so that importing miniai never fails: using it says what is wrong"
+    try: return get_device()
+    except ValueError: return os.environ['MINIAI_DEVICE'].strip()
+
+def_device = _default_device()
 
 # %% ../nbs/06_convolutions.ipynb #9d978332
 def tree_map(f, # called on every tensor; what it returns takes the tensor's place

@@ -4,30 +4,22 @@
 
 # %% ../nbs/00_data.ipynb #9da01bd5
 from __future__ import annotations
-import gzip, hashlib, math, os, struct, tempfile, urllib.request, zlib
+import contextlib, gzip, hashlib, math, os, shutil, struct, tempfile, urllib.request, zlib
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['FMNIST_FILES', 'FMNIST_CLASSES', 'FMNIST_SHA256', 'FMNIST_MIRRORS', 'SYSTEM_DATA_DIR', 'parse_idx', 'read_idx',
-           'DataNotFoundError', 'cache_dir', 'fmnist_file', 'fmnist_search_path', 'download_fmnist', 'find_fmnist',
-           'small_mode', 'balanced_subset', 'FashionMNIST', 'load_fmnist', 'load_fmnist_flat']
+__all__ = ['FMNIST_FILES', 'FMNIST_CLASSES', 'SYSTEM_DATA_DIR', 'FMNIST_SHA256', 'FMNIST_MIRRORS', 'parse_idx', 'read_idx',
+           'DataNotFoundError', 'cache_dir', 'fmnist_file', 'fmnist_search_path', 'find_fmnist', 'small_mode',
+           'balanced_subset', 'FashionMNIST', 'load_fmnist', 'load_fmnist_flat', 'atomic_write', 'download_fmnist']
 
 # %% ../nbs/00_data.ipynb #74eb15a2
 FMNIST_FILES = dict(train_images='train-images-idx3-ubyte', train_labels='train-labels-idx1-ubyte',
                     test_images='t10k-images-idx3-ubyte', test_labels='t10k-labels-idx1-ubyte')
 FMNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
                   'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
-# SHA-256 of the *decompressed* bytes: mirrors recompress the files, so a hash of the .gz would not be stable.
-FMNIST_SHA256 = {
-    'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
-    'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
-    't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
-    't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34'}
-FMNIST_MIRRORS = ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
-                  'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/')
 SYSTEM_DATA_DIR = Path('/usr/share/datasets/fashion-mnist')
 
 # %% ../nbs/00_data.ipynb #35fbf900
@@ -91,60 +83,10 @@ def fmnist_search_path(path: str|Path|None=None # a folder to look in first
     dirs = [path, os.environ.get('MINIAI_DATA'), cache_dir()/'fashion-mnist', SYSTEM_DATA_DIR]
     return [Path(d).expanduser() for d in dirs if d]
 
-# %% ../nbs/00_data.ipynb #e691472e
-def _fetch(url, timeout=60):
-    with urllib.request.urlopen(url, timeout=timeout) as r: return r.read()
-
-def _atomic_write(fn: Path, data: bytes):
-    "Write `data` to `fn` through a temporary file in the same folder and a rename, so `fn` is never partial."
-    fn.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=fn.parent, prefix=f'.{fn.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, fn)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-def _verified(fn) -> bool:
-    "Does the file `fn` hold exactly the expected Fashion-MNIST content?"
-    name = Path(fn).name.removesuffix('.gz')
-    try: data = _gunzip(Path(fn).read_bytes(), fn)
-    except (OSError, ValueError): return False
-    return hashlib.sha256(data).hexdigest() == FMNIST_SHA256[name]
-
-# %% ../nbs/00_data.ipynb #952debdb
-def download_fmnist(dest: str|Path|None=None, # folder to download into; default: `cache_dir()/'fashion-mnist'`
-                    mirrors=FMNIST_MIRRORS # base URLs tried in order for each file
-                   ) -> Path:
-    "Download the four Fashion-MNIST files, verify their content and move them into `dest` atomically."
-    dest = Path(dest) if dest else cache_dir()/'fashion-mnist'
-    failures = []
-    for name in FMNIST_FILES.values():
-        out = dest/f'{name}.gz'
-        if out.is_file() and _verified(out): continue
-        for base in mirrors:
-            url = base.rstrip('/') + f'/{name}.gz'
-            try: raw = _fetch(url)
-            except (OSError, ValueError) as e:
-                failures.append(f'{url}: {e}'); continue
-            try: data = _gunzip(raw, url)
-            except ValueError as e:
-                failures.append(str(e)); continue
-            if hashlib.sha256(data).hexdigest() != FMNIST_SHA256[name]:
-                failures.append(f'{url}: checksum mismatch: the content is not the Fashion-MNIST file {name}'); continue
-            _atomic_write(out, raw if raw[:2] == b'\x1f\x8b' else gzip.compress(data))
-            break
-        else:
-            tried = '\n  '.join(failures) or '(no mirrors given)'
-            raise DataNotFoundError(f"Could not download {name}.gz. Tried:\n  {tried}")
-    return dest
-
 # %% ../nbs/00_data.ipynb #7eb8c053
 def find_fmnist(path: str|Path|None=None, # a folder to look in first
                 download: bool=True, # download into the cache if no folder has the files?
-                mirrors=FMNIST_MIRRORS # base URLs for the download
+                mirrors=None # base URLs for the download; default: `FMNIST_MIRRORS`
                ) -> Path:
     "The first folder in `fmnist_search_path(path)` that holds all four files; otherwise download them."
     dirs = fmnist_search_path(path)
@@ -211,3 +153,103 @@ def load_fmnist_flat(path: str|Path|None=None, # a folder to look in first (see 
     fm = load_fmnist(path, small)
     flat = lambda x: x.reshape(len(x), -1).float().div_(255)
     return flat(fm.x_train), fm.y_train, flat(fm.x_test), fm.y_test
+
+# %% ../nbs/00_data.ipynb #30cac919
+# SHA-256 of the *decompressed* bytes: mirrors recompress the files, so a hash of the .gz would not be stable.
+FMNIST_SHA256 = {
+    'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+    'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+    't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+    't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34'}
+FMNIST_MIRRORS = ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+                  'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/')
+
+# %% ../nbs/00_data.ipynb #8bde7988
+def _fsync_dir(path):
+    "Make a rename in folder `path` durable (not possible on every OS: then skipped)"
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def _fsync_tree(folder):
+    "fsync every file under `folder`"
+    for f in Path(folder).rglob('*'):
+        if f.is_file():
+            with open(f, 'rb') as fh: os.fsync(fh.fileno())
+
+def atomic_write(path: str|Path, # the file (with `folder=True`: the folder) to write; its parent is created
+                 write, # the bytes, or a function that writes them, given the open binary file (with `folder=True`: the folder's path)
+                 folder: bool=False # write a folder? Renamed into place only if `path` does not exist yet
+                ) -> Path:
+    "Write `path` through a temporary sibling, fsynced and then renamed over it: `path` is never partial, and on failure any previous `path` is unchanged."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0); os.umask(umask)  # mkstemp and mkdtemp make private files: give ours the usual permissions
+    tmp, kw = None, dict(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        if folder:
+            tmp = Path(tempfile.mkdtemp(**kw))
+            write(tmp); _fsync_tree(tmp)
+            os.chmod(tmp, 0o777 & ~umask)
+            try: os.rename(tmp, path)
+            except OSError:
+                if not path.is_dir(): raise
+                shutil.rmtree(tmp)  # another process finished first; its copy is as good as ours
+        else:
+            fd, tmp = tempfile.mkstemp(**kw)
+            with os.fdopen(fd, 'wb') as f:
+                if callable(write): write(f)
+                else: f.write(write)
+                f.flush(); os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None and os.path.lexists(tmp):
+            if folder: shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError): os.unlink(tmp)
+        if hasattr(e, 'add_note'): e.add_note(f'(while saving {path}: any previous file there is unchanged)')
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+# %% ../nbs/00_data.ipynb #e691472e
+def _fetch(url, timeout=60):
+    with urllib.request.urlopen(url, timeout=timeout) as r: return r.read()
+
+def _verified(fn) -> bool:
+    "Does the file `fn` hold exactly the expected Fashion-MNIST content?"
+    name = Path(fn).name.removesuffix('.gz')
+    try: data = _gunzip(Path(fn).read_bytes(), fn)
+    except (OSError, ValueError): return False
+    return hashlib.sha256(data).hexdigest() == FMNIST_SHA256[name]
+
+# %% ../nbs/00_data.ipynb #952debdb
+def download_fmnist(dest: str|Path|None=None, # folder to download into; default: `cache_dir()/'fashion-mnist'`
+                    mirrors=None # base URLs tried in order for each file; default: `FMNIST_MIRRORS`
+                   ) -> Path:
+    "Download the four Fashion-MNIST files, verify their content and move them into `dest` atomically."
+    dest = Path(dest) if dest else cache_dir()/'fashion-mnist'
+    if mirrors is None: mirrors = FMNIST_MIRRORS
+    failures = []
+    for name in FMNIST_FILES.values():
+        out = dest/f'{name}.gz'
+        if out.is_file() and _verified(out): continue
+        for base in mirrors:
+            url = base.rstrip('/') + f'/{name}.gz'
+            try: raw = _fetch(url)
+            except (OSError, ValueError) as e:
+                failures.append(f'{url}: {e}'); continue
+            try: data = _gunzip(raw, url)
+            except ValueError as e:
+                failures.append(str(e)); continue
+            if hashlib.sha256(data).hexdigest() != FMNIST_SHA256[name]:
+                failures.append(f'{url}: checksum mismatch: the content is not the Fashion-MNIST file {name}'); continue
+            atomic_write(out, raw if raw[:2] == b'\x1f\x8b' else gzip.compress(data))
+            break
+        else:
+            tried = '\n  '.join(failures) or '(no mirrors given)'
+            raise DataNotFoundError(f"Could not download {name}.gz. Tried:\n  {tried}")
+    return dest

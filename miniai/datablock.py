@@ -150,7 +150,7 @@ class ItemList:
     def _get(self, i):
         i = range(len(self.items))[i]  # an IndexError if out of range; a negative index counted from the end
         item = self.items[i]
-        try: return compose(self.get(item), self.tfms)
+        try: return compose(self.get(item), self.tfms) if self.tfms else self.get(item)
         except Exception as e:
             raise ItemError(f'{type(self).__name__}[{i}] ({item}): {type(e).__name__}: {e}') from e
 
@@ -400,6 +400,7 @@ def _to_8bit(im):
     return im
 
 def _flatten_alpha(im, mode):
+    if im.mode == mode: return im  # nothing to do: no copy
     if im.mode in ('RGBA', 'LA'):
         bg = Image.new(im.mode, im.size, 0)
         bg.alpha_composite(im) if im.mode == 'RGBA' else bg.paste(im, mask=im.getchannel('A'))

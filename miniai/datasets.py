@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_datasets.ipynb #5a2699d0
 from __future__ import annotations
-import functools, io, math, os, shutil, tempfile
+import functools, io, math
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 import numpy as np
@@ -15,7 +16,7 @@ from PIL import Image as PILImage
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_from_disk
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-from .data import FMNIST_CLASSES, cache_dir, load_fmnist, small_mode
+from .data import FMNIST_CLASSES, atomic_write, cache_dir, load_fmnist, small_mode
 from .training import check_count, get_dls
 
 # %% auto #0
@@ -53,26 +54,13 @@ def _fmnist_split(x, y) -> Dataset:
     images = [{'bytes': _png(a), 'path': None} for a in x.numpy()]
     return Dataset.from_dict({'image': images, 'label': y.tolist()}, features=fmnist_features())
 
-def _save_atomic(dd: DatasetDict, dest: Path):
-    "Save `dd` to a temporary folder beside `dest`, flush it to disk, and rename it to `dest` in one step."
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
+def _save_quietly(dd: DatasetDict, folder: Path):
+    "`dd.save_to_disk(folder)` without its progress bars"
     quiet = are_progress_bars_disabled()
-    try:
-        disable_progress_bars()
-        try: dd.save_to_disk(str(tmp))
-        finally:
-            if not quiet: enable_progress_bars()
-        for f in tmp.rglob('*'):
-            if f.is_file():
-                with open(f, 'rb') as fh: os.fsync(fh.fileno())
-        try: os.rename(tmp, dest)
-        except OSError:
-            if not dest.is_dir(): raise
-            shutil.rmtree(tmp)  # another process finished first; its copy is as good as ours
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    disable_progress_bars()
+    try: dd.save_to_disk(str(folder))
+    finally:
+        if not quiet: enable_progress_bars()
 
 # %% ../nbs/04_datasets.ipynb #a162441f
 def fashion_mnist_dd(small: bool|None=None, # the class-balanced 10% subset? Default: `small_mode()`
@@ -83,8 +71,8 @@ def fashion_mnist_dd(small: bool|None=None, # the class-balanced 10% subset? Def
     dest = fmnist_dd_dir(small)
     if not dest.exists():
         fm = load_fmnist(path, small)
-        _save_atomic(DatasetDict(train=_fmnist_split(fm.x_train, fm.y_train),
-                                 test=_fmnist_split(fm.x_test, fm.y_test)), dest)
+        dd = DatasetDict(train=_fmnist_split(fm.x_train, fm.y_train), test=_fmnist_split(fm.x_test, fm.y_test))
+        atomic_write(dest, partial(_save_quietly, dd), folder=True)  # lesson 00's writer: never a half-saved cache
     try: return load_from_disk(str(dest))
     except Exception as e:  # only a damaged cache gets here: a complete one is renamed into place in one step
         raise RuntimeError(f'{dest}: the cached Fashion-MNIST DatasetDict could not be read ({type(e).__name__}: {e}). '

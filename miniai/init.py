@@ -14,44 +14,8 @@ from .learner import Callback
 from .activations import Hook
 
 # %% auto #0
-__all__ = ['clean_ipython_hist', 'clean_tb', 'clean_mem', 'get_model', 'BatchTransformCB', 'init_weights', 'GeneralRelu',
-           'plot_func', 'lsuv_init', 'RunningBatchNorm']
-
-# %% ../nbs/10_initializing.ipynb #743cc2cd
-def _ipython():
-    "The running IPython shell, or `None` outside IPython."
-    try: from IPython import get_ipython
-    except ImportError: return None
-    return get_ipython()
-
-def clean_ipython_hist():
-    "Forget IPython's cached cell outputs (`Out`, `_`, `__`, `___`, `_<n>`) so the objects in them can be freed; nothing outside IPython."
-    ip = _ipython()
-    if ip is None: return
-    for ns in (ip.user_ns, getattr(ip, 'user_ns_hidden', {})):
-        out = ns.get('Out')
-        if isinstance(out, dict): out.clear()  # `Out` (also called `_oh`): every displayed value by cell number
-        for k in [k for k in ns if k[:1] == '_' and k[1:].isdigit()]: del ns[k]  # `_12`: the same values again
-        for k in ('_', '__', '___'):
-            if k in ns: ns[k] = ''
-    hook = getattr(ip, 'displayhook', None)
-    for k in ('_', '__', '___'):
-        if hasattr(hook, k): setattr(hook, k, '')  # the display hook's own copies of the last three
-    # the shell's record of the last cell's value: IPython's, and execnb's (the notebook runner of our tests)
-    for o in (getattr(ip, 'last_execution_result', None), ip):
-        if getattr(o, 'result', None) is not None: o.result = None
-
-def clean_tb():
-    "Forget the last uncaught exception (`sys.last_traceback` and friends): its frames keep local variables alive."
-    for k in ('last_type', 'last_value', 'last_traceback', 'last_exc'):
-        if hasattr(sys, k): delattr(sys, k)
-
-def clean_mem():
-    "Free what a notebook holds on to without telling us: the last traceback, the output history, and PyTorch's CUDA cache."
-    clean_tb()
-    clean_ipython_hist()
-    gc.collect()
-    if torch.cuda.is_available(): torch.cuda.empty_cache()
+__all__ = ['get_model', 'BatchTransformCB', 'init_weights', 'GeneralRelu', 'plot_func', 'lsuv_init', 'RunningBatchNorm',
+           'clean_ipython_hist', 'clean_tb', 'clean_mem']
 
 # %% ../nbs/10_initializing.ipynb #980ff872
 def get_model(act=nn.ReLU, # activation after each conv but the last: a module class or a function returning a module
@@ -179,3 +143,39 @@ class RunningBatchNorm(nn.Module):
         vars = sqrs / count - means*means
         if self.items < 20: vars = vars.clamp_min(0.01)
         return (x - means) / (vars + self.eps).sqrt() * self.mults + self.adds
+
+# %% ../nbs/10_initializing.ipynb #743cc2cd
+def _ipython():
+    "The running IPython shell, or `None` outside IPython."
+    try: from IPython import get_ipython
+    except ImportError: return None
+    return get_ipython()
+
+def clean_ipython_hist():
+    "Forget IPython's cached cell outputs (`Out`, `_`, `__`, `___`, `_<n>`) so the objects in them can be freed; nothing outside IPython."
+    ip = _ipython()
+    if ip is None: return
+    for ns in (ip.user_ns, getattr(ip, 'user_ns_hidden', {})):
+        out = ns.get('Out')
+        if isinstance(out, dict): out.clear()  # `Out` (also called `_oh`): every displayed value by cell number
+        for k in [k for k in ns if k[:1] == '_' and k[1:].isdigit()]: del ns[k]  # `_12`: the same values again
+        for k in ('_', '__', '___'):
+            if k in ns: ns[k] = ''
+    hook = getattr(ip, 'displayhook', None)
+    for k in ('_', '__', '___'):
+        if hasattr(hook, k): setattr(hook, k, '')  # the display hook's own copies of the last three
+    # the shell's record of the last cell's value: IPython's, and execnb's (the notebook runner of our tests)
+    for o in (getattr(ip, 'last_execution_result', None), ip):
+        if getattr(o, 'result', None) is not None: o.result = None
+
+def clean_tb():
+    "Forget the last uncaught exception (`sys.last_traceback` and friends): its frames keep local variables alive."
+    for k in ('last_type', 'last_value', 'last_traceback', 'last_exc'):
+        if hasattr(sys, k): delattr(sys, k)
+
+def clean_mem():
+    "Free what a notebook holds on to without telling us: the last traceback, the output history, and PyTorch's CUDA cache."
+    clean_tb()
+    clean_ipython_hist()
+    gc.collect()
+    if torch.cuda.is_available(): torch.cuda.empty_cache()

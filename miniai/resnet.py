@@ -8,13 +8,12 @@ from functools import partial
 import torch
 from torch import nn, optim
 import torch.nn.functional as F
-from torch.optim import lr_scheduler
 from .training import pick_dl
 from .conv import conv
 from .learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB, Accuracy
 from .activations import Hooks
 from .init import GeneralRelu, init_weights
-from .sgd import BatchSchedCB
+from .sgd import ParamSchedCB, combine_scheds, one_cycle, sched_cos, torch_pct
 
 # %% auto #0
 __all__ = ['act_gr', 'fit_one_cycle', 'ResBlock', 'get_resnet', 'ModelSummary', 'summary']
@@ -31,9 +30,10 @@ def fit_one_cycle(model:nn.Module, # the model to train
                   learner=TrainLearner # the `Learner` class to use
                  ) -> Learner:
     "Train `model` for `epochs` with AdamW under a one-cycle schedule peaking at `lr`, tracking accuracy; return the `Learner`."
-    n_train = len(pick_dl(dls))
-    sched = partial(lr_scheduler.OneCycleLR, max_lr=lr, total_steps=epochs*n_train)
-    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), ProgressCB(plot=plot), BatchSchedCB(sched)] + list(cbs or [])
+    p = torch_pct(0.3, epochs*len(pick_dl(dls)))  # lesson 11: then `one_cycle` gives exactly OneCycleLR's rates
+    beta1 = combine_scheds([p, 1-p], [sched_cos(0.95, 0.85), sched_cos(0.85, 0.95)])  # and momentum, as OneCycleLR cycles it
+    sched = ParamSchedCB(lr=one_cycle(lr, p), betas=lambda pos: (beta1(pos), 0.999))
+    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), ProgressCB(plot=plot), sched] + list(cbs or [])
     learn = learner(model, dls, loss_func, lr=lr, cbs=cbs, opt_func=partial(optim.AdamW, weight_decay=wd))
     learn.fit(epochs)
     return learn

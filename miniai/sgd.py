@@ -15,8 +15,8 @@ from .learner import Callback
 # %% auto #0
 __all__ = ['SGD', 'Momentum', 'RMSProp', 'Adam', 'Stat', 'AverageGrad', 'AverageSqrGrad', 'StepCount', 'StatOptimizer',
            'sgd_step', 'wd_step', 'momentum_step', 'debias', 'adam_step', 'lamb_step', 'Lamb', 'annealer', 'sched_lin',
-           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle', 'BaseSchedCB', 'BatchSchedCB',
-           'EpochSchedCB', 'HasLearnCB', 'RecorderCB', 'ParamSchedCB']
+           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'one_cycle', 'torch_pct', 'BaseSchedCB',
+           'BatchSchedCB', 'EpochSchedCB', 'HasLearnCB', 'RecorderCB', 'ParamSchedCB']
 
 # %% ../nbs/11_optimizers.ipynb #faece8d4
 class SGD(optim.Optimizer):
@@ -270,6 +270,13 @@ def one_cycle(max_lr:float, # the peak value
         if not v > 0: raise ValueError(f"one_cycle: {k} must be positive, got {k}={v!r}")
     start = max_lr/div_factor
     return combine_scheds([pct_start, 1-pct_start], [sched_cos(start, max_lr), sched_cos(max_lr, start/final_div_factor)])
+
+# %% ../nbs/11_optimizers.ipynb #5773a446
+def torch_pct(pct_start:float, # OneCycleLR's `pct_start`
+              total:int # OneCycleLR's `total_steps`
+             ) -> float:
+    "Where OneCycleLR's peak falls on a 0-to-1 scale with step i at i/(total-1): the `pct_start` that makes `one_cycle` match it."
+    return (pct_start*total - 1) / max(total - 1, 1)
 
 # %% ../nbs/11_optimizers.ipynb #b5923c76
 class BaseSchedCB(Callback):

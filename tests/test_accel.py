@@ -1,4 +1,4 @@
-"""Tests of miniai.accel that do not fit in the notebook: two training processes, and checkpoints under failure.
+"""Tests of miniai.accel and miniai.checkpoint that do not fit in the notebooks: two training processes, and checkpoints under failure.
 
 The two-process test launches a real torchrun job on this machine (gloo backend, a free local port,
 nothing outside the machine is contacted) on synthetic data, in a few seconds.
@@ -12,12 +12,12 @@ from torch import nn
 import torch.nn.functional as F
 from torch.optim import lr_scheduler
 from torch.utils.data import DataLoader, TensorDataset
-from miniai.accel import (AccelerateCB, CheckpointCB, CheckpointError, MixedPrecision, ResumeCB, launch_local,
-                          load_checkpoint, read_checkpoint, save_checkpoint)
+from miniai.accel import AccelerateCB, MixedPrecision, launch_local
+from miniai.checkpoint import CheckpointCB, CheckpointError, ResumeCB, load_checkpoint, read_checkpoint, save_checkpoint
 from miniai.activations import set_seed
 from miniai.datasets import DataLoaders, TensorLoader
 from miniai.learner import Accuracy, Callback, Learner, MetricsCB, TrainCB
-from miniai.sgd import BatchSchedCB
+from miniai.sgd import BatchSchedCB, ParamSchedCB, one_cycle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,8 +91,8 @@ class CrashCB(Callback):
     def before_batch(self, learn):
         if learn.training and learn.epoch == self.epoch and learn.iter == self.it: raise RuntimeError('simulated crash')
 
-def _run(seed, folder, loader, extra_cbs=(), resume=None, n_epochs=N_EPOCHS):
-    "Build model, data and callbacks from `seed`; fit with checkpoints in `folder`"
+def _run(seed, folder, loader, extra_cbs=(), resume=None, n_epochs=N_EPOCHS, sched='torch'):
+    "Build model, data and callbacks from `seed`; fit with checkpoints in `folder`, under OneCycleLR or (sched='ours') one_cycle"
     set_seed(seed, deterministic=True)
     xt, yt, xv, yv = _data()
     if loader == 'tensorloader':
@@ -102,21 +102,24 @@ def _run(seed, folder, loader, extra_cbs=(), resume=None, n_epochs=N_EPOCHS):
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 4))
     metrics = MetricsCB(Accuracy()); metrics.log_fn = lambda row: None
     steps = n_epochs * math.ceil(len(xt)/BS)
-    cbs = [TrainCB(), metrics, BatchSchedCB(partial(lr_scheduler.OneCycleLR, max_lr=1e-2, total_steps=steps)),
-           CheckpointCB(folder, monitor='Accuracy'), *extra_cbs]
+    sched_cb = (BatchSchedCB(partial(lr_scheduler.OneCycleLR, max_lr=1e-2, total_steps=steps)) if sched == 'torch'
+                else ParamSchedCB(lr=one_cycle(1e-2)))
+    cbs = [TrainCB(), metrics, sched_cb, CheckpointCB(folder, monitor='Accuracy'), *extra_cbs]
     if resume is not None: cbs.append(ResumeCB(resume))
     learn = Learner(model, dls, F.cross_entropy, lr=1e-2, opt_func=partial(torch.optim.AdamW, weight_decay=0.01), cbs=cbs)
     try: learn.fit(n_epochs)
     finally: set_seed(0)
     return learn
 
-@pytest.mark.parametrize('loader', ['tensorloader', 'torch'])
-def test_resume_equals_uninterrupted(tmp_path, loader):
-    plain = _run(0, tmp_path/'plain', loader)
+@pytest.mark.parametrize('loader,sched', [('tensorloader', 'torch'), ('torch', 'torch'), ('tensorloader', 'ours')])
+def test_resume_equals_uninterrupted(tmp_path, loader, sched):
+    "Also with lesson 11's ParamSchedCB (as `fit_one_cycle` uses): its position is saved and restored"
+    plain = _run(0, tmp_path/'plain', loader, sched=sched)
     with pytest.raises(RuntimeError, match='simulated crash'):
-        _run(0, tmp_path/'crashed', loader, extra_cbs=[CrashCB(epoch=2, it=3)])
+        _run(0, tmp_path/'crashed', loader, extra_cbs=[CrashCB(epoch=2, it=3)], sched=sched)
     assert read_checkpoint(tmp_path/'crashed/last.pt')['epoch'] == 2
-    resumed = _run(7, tmp_path/'crashed', loader, resume=tmp_path/'crashed/last.pt')
+    resumed = _run(7, tmp_path/'crashed', loader, resume=tmp_path/'crashed/last.pt', sched=sched)
+    assert resumed.opt.param_groups[0]['lr'] == plain.opt.param_groups[0]['lr']
     for (k, a), b in zip(plain.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert resumed.metrics.history[-1] == plain.metrics.history[-1]

@@ -44,3 +44,11 @@ def test_peer_runs_the_same_training(peer):
     else:  # fastai's own Adam and one-cycle schedule (one step behind torch's): close, not equal
         assert abs(res['valid_loss'] - raw['valid_loss']) < 0.3, (res['valid_loss'], raw['valid_loss'])
     assert res['accuracy'] > 0.3
+
+def test_files_runner_computes_what_memory_does():
+    "Lesson 15's file path (PNG files, per-item transforms) gives the in-memory runner's batches: the same result"
+    files, mem = run_bench('files'), run_bench('miniai')
+    assert (files['n_train'], files['n_valid'], files['n_params']) == (mem['n_train'], mem['n_valid'], mem['n_params'])
+    # same weights, same images (PNG is lossless) in the same order; only the validation batch size differs
+    assert abs(files['valid_loss'] - mem['valid_loss']) < 1e-4, (files['valid_loss'], mem['valid_loss'])
+    assert files['accuracy'] == mem['accuracy'] > 0.3

@@ -329,11 +329,11 @@ def test_combine_scheds_bad_pcts(pcts):
     if all(p > 0 for p in pcts) and math.isclose(sum(pcts), 1., abs_tol=1e-9): return
     with pytest.raises(ValueError, match='phase percentages'): combine_scheds(pcts, [sched_no(1, 1)] * len(pcts))
 
-# ---------------------------------------------------------------- checkpoint files (lesson 14): random, truncated, damaged
+# ---------------------------------------------------------------- checkpoint files (lesson 14b): random, truncated, damaged
 
 import os, tempfile
 from pathlib import Path
-from miniai.accel import CheckpointError, save_checkpoint, read_checkpoint, load_checkpoint
+from miniai.checkpoint import CheckpointError, save_checkpoint, read_checkpoint, load_checkpoint
 
 def _ckpt_learner(fit=False):
     from miniai.learner import Learner, TrainCB
