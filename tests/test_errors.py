@@ -433,8 +433,8 @@ class _Bad(torch.utils.data.Dataset):
         return torch.randn(6), i % 4
 
 def _free_workers():
-    "Free the failed fit's DataLoader iterator (held by the traceback's frames, in a reference cycle): it shuts its workers down
-    and unregisters them, so torch's SIGCHLD handler cannot raise about a dead worker later, inside another test"
+    # the failed fit's DataLoader iterator is held by the traceback's frames, in a reference cycle: collecting it shuts its
+    # workers down and unregisters them, so torch's SIGCHLD handler cannot raise about a dead worker later, in another test
     import gc
     gc.collect()
 
