@@ -257,6 +257,7 @@ def test_lr_find_gamma():
     assert 'gamma=1.0' in _msg(e)
 
 def test_lr_find_stops_when_the_loss_rises():
+    torch.manual_seed(0)
     learn = _learner(dls=_blobs(x=torch.randn(400, 6), y=torch.arange(400) % 4, bs=8))
     w = learn.model.weight.detach().clone()
     with warnings.catch_warnings():
@@ -266,7 +267,8 @@ def test_lr_find_stops_when_the_loss_rises():
     # it went on while the loss stayed within 3x the lowest so far, and stopped at the first loss above that (or not finite)
     assert all(l <= 3*min(f.losses[:i+1]) for i, l in enumerate(f.losses[:-1]))
     assert not math.isfinite(f.losses[-1]) or f.losses[-1] > 3*min(f.losses)
-    assert f.lrs[0] < f.suggestion < f.lrs[-1] and len(f.lrs) < 500
+    sm = f.smoothed()  # the suggestion: a tenth of the rate where the smoothed loss is lowest
+    assert f.suggestion == f.lrs[sm.index(min(sm))]/10 and len(f.lrs) < 500
     assert torch.equal(w, learn.model.weight) and learn.opt is None
 
 # ---------------------------------------------------------------- defects found by a new user (issue 19)
