@@ -116,7 +116,7 @@ class AWD_LSTM(nn.Module):
         self.hidden = [(h.detach(), c.detach()) for h, c in new_hidden]
         return raw_outs, outs
 
-# %% ../nbs/17_ulmfit.ipynb #ec7dc2c8
+# %% ../nbs/17_ulmfit.ipynb #88a03631
 class LinearDecoder(nn.Module):
     "The last layer's outputs to one score per word; with `tie_encoder`, the weight is the embedding's."
     def __init__(self, n_out: int, # the vocabulary size
@@ -149,7 +149,7 @@ def get_language_model(vocab_sz: int, # words in the vocabulary
     enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_idx, hidden_p, input_p, embed_p, weight_p)
     return SequentialRNN(enc, LinearDecoder(vocab_sz, emb_sz, output_p, enc.emb if tie_weights else None))
 
-# %% ../nbs/17_ulmfit.ipynb #aed122f3
+# %% ../nbs/17_ulmfit.ipynb #966c9729
 class RNNCB(Callback):
     "Reset the state when an epoch starts; keep the decoder's extra outputs; add AR and TAR to the loss; clip the gradients."
     def __init__(self, alpha: float=2., # AR: `alpha` * mean square of the last layer's dropped-out output
@@ -183,7 +183,7 @@ class TokenAccuracy(Metric):
     def calc(self, inps, targs): return (inps.argmax(-1) == targs).float().mean()
     def update(self, inp, targ=None): self.add(inp, targ, n=targ.numel())
 
-# %% ../nbs/17_ulmfit.ipynb #0641b7a7
+# %% ../nbs/17_ulmfit.ipynb #0f6606d5
 def fit_one_cycle(learn, # a `Learner`
                   n_epochs: int, # epochs
                   max_lr: float|list[float], # the peak learning rate, or one per param group
@@ -194,7 +194,7 @@ def fit_one_cycle(learn, # a `Learner`
     sched = BatchSchedCB(partial(OneCycleLR, max_lr=max_lr, total_steps=total, **kwargs))
     learn.fit(n_epochs, cbs=[sched] + list(cbs or []), reset_opt=True)
 
-# %% ../nbs/17_ulmfit.ipynb #02deb947
+# %% ../nbs/17_ulmfit.ipynb #16997075
 @torch.no_grad()
 def lm_eval(model, # a language model (`SequentialRNN`)
             dl # batches (x, y) of a stream
@@ -236,7 +236,7 @@ def generate(model, # a language model (`SequentialRNN`)
     model.reset()
     return ' '.join(vocab[i] for i in ids).replace('\n', '\\n')
 
-# %% ../nbs/17_ulmfit.ipynb #4af099ed
+# %% ../nbs/17_ulmfit.ipynb #56fee0fb
 def masked_concat_pool(out: torch.Tensor, # the last layer's outputs (batch, time, features)
                        lengths: torch.Tensor # real (non-padding) tokens in each row; the padding is at the end
                       ) -> torch.Tensor:
@@ -247,7 +247,7 @@ def masked_concat_pool(out: torch.Tensor, # the last layer's outputs (batch, tim
     avg = (out * real).sum(1) / lengths[:, None]
     return torch.cat([last, mx, avg], 1)
 
-# %% ../nbs/17_ulmfit.ipynb #021b2dcf
+# %% ../nbs/17_ulmfit.ipynb #4d802b3c
 class PoolingClassifier(nn.Module):
     "Concat pooling of the encoder's last layer, then two BatchNorm-dropout-linear blocks to one score per class."
     def __init__(self, n_in: int, # the encoder's output size (the pooled features are 3x that)
@@ -274,7 +274,7 @@ class TextClassifier(nn.Module):
         outs = self.encoder(x)[1]
         return self.head(outs[-1], (x != self.pad_idx).sum(1).clamp(min=1))
 
-# %% ../nbs/17_ulmfit.ipynb #13820923
+# %% ../nbs/17_ulmfit.ipynb #1463326b
 def check_vocab(lm_vocab: list[str], # the language model's vocabulary
                 clas_vocab: list[str]): # the vocabulary that numericalized the classifier's texts
     "An error unless the classifier's texts were numericalized with the language model's vocabulary."
@@ -322,7 +322,7 @@ def get_text_classifier(vocab: list[str], # the vocabulary that numericalized th
     if encoder_state is not None: load_encoder(model.encoder, encoder_state)
     return model
 
-# %% ../nbs/17_ulmfit.ipynb #b2eedb0c
+# %% ../nbs/17_ulmfit.ipynb #303344d7
 def layer_groups(model: TextClassifier) -> list[list[nn.Parameter]]:
     "The classifier's parameters from the bottom up: the embedding, each LSTM, the head."
     enc = model.encoder
@@ -349,7 +349,7 @@ def grouped_opt(groups: list[list[nn.Parameter]], # one list of parameters per p
     "An `opt_func` for the `Learner` that builds `opt_func` with one param group per entry of `groups`."
     return lambda params, lr: opt_func([{'params': g} for g in groups], lr)
 
-# %% ../nbs/17_ulmfit.ipynb #004afab6
+# %% ../nbs/17_ulmfit.ipynb #8d118984
 class BagOfWords(nn.Module):
     "A linear model on word frequencies: the mean of one learnt score vector per word of the text, plus a bias."
     def __init__(self, vocab_sz: int, n_classes: int, pad_idx: int=1):
