@@ -121,7 +121,7 @@ def stratified_split(labels: list, # one label per item
     valid = set(valid)
     return [i for i in range(len(labels)) if i not in valid], sorted(valid)
 
-# %% ../nbs/16_text.ipynb #212780cb
+# %% ../nbs/16_text.ipynb #94b7d812
 class Fortune(str):
     "The text of one fortune (a `str`) that knows its `category` (its file's name) and `idx` (its place in the file)."
     def __new__(cls, text: str, category: str, idx: int):
@@ -129,6 +129,7 @@ class Fortune(str):
         self.category, self.idx = category, idx
         return self
     def __reduce__(self): return (Fortune, (str(self), self.category, self.idx))
+    def __repr__(self): return f"Fortune({self.category}#{self.idx}: {self[:40]!r}{'...' if len(self) > 40 else ''})"
 
 def _check_label_folders(files, path, exts):
     "An error if a folder beside the folders that hold the files holds none: a label that would silently be missing."
