@@ -54,7 +54,9 @@ class WeightDropout(nn.Module):
 
     def _set_weights(self):
         for name in self.layer_names:
-            setattr(self.module, name, F.dropout(getattr(self, f'{name}_raw'), self.weight_p, training=self.training))
+            raw = getattr(self, f'{name}_raw')
+            # in evaluation a copy, not the parameter itself, which the module would register as its own again
+            setattr(self.module, name, F.dropout(raw, self.weight_p) if self.training else raw.clone())
 
     def forward(self, *args):
         self._set_weights()
