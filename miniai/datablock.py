@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_datablock.ipynb #11d0b928
 from __future__ import annotations
-import hashlib, math, mimetypes, os, random, re, shutil, tempfile, time
+import hashlib, math, mimetypes, os, random, re, time
 from collections import Counter
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from PIL import Image
-from .data import cache_dir, load_fmnist, small_mode
+from .data import atomic_write, cache_dir, load_fmnist, small_mode
 from .training import get_dls
 from .datasets import DataLoaders, show_images
 from fastcore.basics import listify
@@ -59,21 +59,12 @@ def write_fmnist_pngs(small:bool|None=None, # the small-mode subset? Default: `s
                               'finished: delete it (or pass another dest) and call again')
     t0 = time.perf_counter()
     fm = load_fmnist(path, small)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
-    try:
+    def write(tmp):
         _write_split(tmp/'train', fm.x_train, fm.y_train, fm.classes)
         _write_split(tmp/'val', fm.x_test, fm.y_test, fm.classes)
-        os.sync()  # the files are on disk before the tree gets its final name
         (tmp/DONE_MARKER).write_text(f'{len(fm.x_train)} train and {len(fm.x_test)} val images '
                                      f'written in {time.perf_counter()-t0:.1f}s\n')
-        try: os.rename(tmp, dest)
-        except OSError:
-            if not (dest/DONE_MARKER).is_file(): raise
-            shutil.rmtree(tmp)  # another process finished first; its tree is as good as ours
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    atomic_write(dest, write, folder=True)  # lesson 00's writer: built in a temporary folder, renamed when whole
     return dest
 
 # %% ../nbs/15_datablock.ipynb #f2261818

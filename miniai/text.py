@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from fastprogress.fastprogress import progress_bar
 from torch.utils.data import DataLoader, Sampler
-from .data import DataNotFoundError, cache_dir, small_mode, _atomic_write
+from .data import DataNotFoundError, cache_dir, small_mode, atomic_write
 from .datasets import DataLoaders
 from .datablock import ItemList, Processor, SplitData, get_files
 
@@ -368,7 +368,7 @@ class TokenizeProcessor(Processor):
                                      "rule with def at the top level of a module or notebook (not a lambda or a nested "
                                      "function), or use n_workers=1.") from None
             toks = [t for chunk in parallel_map(f, chunks, self.n_workers, self.progress) for t in chunk]
-            if fn is not None: _atomic_write(fn, json.dumps({'key': fn.stem, 'tokens': toks}).encode())
+            if fn is not None: atomic_write(fn, json.dumps({'key': fn.stem, 'tokens': toks}).encode())
         self.stats = dict(texts=len(texts), tokens=sum(map(len, toks)), seconds=time.perf_counter() - t0,
                           from_cache=from_cache)
         return toks
