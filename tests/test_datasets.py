@@ -29,8 +29,12 @@ def test_concurrent_first_build(cache):
     assert len(dd['train']) == 6000 and dd['test'].features['label'].int2str(9) == 'Ankle boot'
 
 def test_small_and_full_never_mix(cache):
-    assert DS.fmnist_dd_dir(True) != DS.fmnist_dd_dir(False)
-    assert DS.fmnist_dd_dir(True).parent == DS.fmnist_dd_dir(False).parent == cache
+    "A small DatasetDict in the cache is never served as the full one, nor the full one as the small one."
+    assert len(DS.fashion_mnist_dd(small=True, path=REAL)['train']) == 6000
+    full = DS.fashion_mnist_dd(small=False, path=REAL)
+    assert (len(full['train']), len(full['test'])) == (60000, 10000)
+    assert len(DS.fashion_mnist_dd(small=True)['train']) == 6000  # both now cached side by side
+    assert sorted(p.name for p in cache.iterdir()) == sorted({DS.fmnist_dd_dir(True).name, DS.fmnist_dd_dir(False).name})
 
 def test_damaged_cache_clear_error(cache):
     d = DS.fmnist_dd_dir(True)
