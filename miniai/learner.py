@@ -4,21 +4,19 @@
 
 # %% ../nbs/08_learner.ipynb #f191478f
 from __future__ import annotations
-import copy, functools, math, sys, time, warnings
+import copy, functools, importlib, math, warnings
 from operator import attrgetter
-from pathlib import Path
 import torch
 from torch import optim
 import torch.nn.functional as F
 from fastcore.basics import listify, patch
-from fastprogress.fastprogress import NBMasterBar, ConsoleMasterBar
 from .conv import def_device, to_device, tree_map
 from .training import pick_dl
 
 # %% auto #0
 __all__ = ['Metric', 'Accuracy', 'FuncMetric', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
-           'run_cbs', 'with_cbs', 'TrainCB', 'Learner', 'to_cpu', 'MetricsCB', 'DeviceCB', 'save_loss_plot',
-           'ProgressCB', 'TrainLearner', 'MomentumLearner', 'SingleBatchCB', 'LRFinderCB']
+           'run_cbs', 'with_cbs', 'TrainCB', 'Learner', 'to_cpu', 'MetricsCB', 'DeviceCB', 'TrainLearner',
+           'MomentumLearner', 'SingleBatchCB', 'LRFinderCB', 'ProgressCB', 'save_loss_plot']
 
 # %% ../nbs/08_learner.ipynb #6e7d1b53
 class Metric:
@@ -289,100 +287,14 @@ class DeviceCB(Callback):
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 
-# %% ../nbs/08_learner.ipynb #8693636a
-def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
-                   fname # the PNG file to write (its folder is created)
-                  ):
-    "Write the training and validation loss curves to the image file `fname`"
-    from matplotlib.figure import Figure  # no pyplot: works with no display and leaves pyplot's state alone
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for (x, y), name in zip(curves, ('train', 'valid')): ax.plot(x, y, label=name, marker='o' if name == 'valid' else None)
-    ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend(loc='upper right')
-    Path(fname).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fname, dpi=80, bbox_inches='tight')
+# %% ../nbs/08_learner.ipynb #82dfbf5a
+_all_ = ['ProgressCB', 'save_loss_plot']
+_LATER = {'ProgressCB': 'miniai.progress', 'save_loss_plot': 'miniai.progress'}
 
-# %% ../nbs/08_learner.ipynb #9c7303e3
-def _in_notebook():
-    "Can rich output be displayed? True in a Jupyter kernel, in Colab, and in nbdev's notebook runner (execnb)"
-    ipy = sys.modules.get('IPython')
-    shell = ipy.get_ipython() if ipy is not None else None
-    return type(shell).__name__ in ('ZMQInteractiveShell', 'CaptureShell') or 'google.colab' in sys.modules
-
-class ProgressCB(Callback):
-    "Progress bars and the metrics table; `plot=True` plots the losses: live in a notebook, saved to `fname` in a terminal"
-    order = MetricsCB.order + 1
-    def __init__(self,
-                 plot=False, # plot the training and validation losses?
-                 fname=None, # save the plot here at the end of fit (default in a terminal: 'loss.png')
-                 plot_every=3., # in a notebook, redraw the plot at most this often (seconds)
-                 bar_every=0.5 # redraw the batch bar, with the loss read for it, at most this often (seconds)
-                ):
-        self.plot, self.fname, self.plot_every, self.bar_every = plot, fname, plot_every, bar_every
-        self.started = False  # between before_fit and cleanup_fit: a fit that failed earlier has nothing to clean up here
-
-    def before_fit(self, learn):
-        self.started, self.notebook = True, _in_notebook()
-        # a bar redrawn with '\r' is noise in a log file or a pipe: there, only the lines of the table
-        self.bars, self.mbar = self.notebook or getattr(sys.stdout, 'isatty', lambda: False)(), None
-        if self.bars: learn.epochs = self.mbar = (NBMasterBar if self.notebook else ConsoleMasterBar)(learn.epochs)
-        self.metrics = getattr(learn, 'metrics', None)
-        if self.metrics not in learn.cbs: self.metrics = None
-        if self.metrics is not None: self.metrics.log_fn, self._old_log = self._log, self.metrics.log_fn
-        self.first_row, self.pending, self.losses, self.val_losses = True, [], [], []
-        self.t_comment = self.t_plot = time.perf_counter()
-
-    def _log(self, row):
-        if self.mbar is None:  # plain text: columns as wide as their names, at least 8
-            if self.first_row: self.widths = [max(8, len(k)) + 2 for k in row]
-            lines = ([list(row)] if self.first_row else []) + [[str(v) for v in row.values()]]
-            for line in lines: print(''.join(v.ljust(w) for v, w in zip(line, self.widths)).rstrip(), flush=True)
-        else:
-            if self.first_row: self.mbar.write(list(row), table=True)
-            self.mbar.write([str(v) for v in row.values()], table=True)
-        self.first_row = False
-
-    def before_epoch(self, learn):
-        if not self.bars: return
-        total = len(learn.dl) if hasattr(learn.dl, '__len__') else 'noinfer'
-        learn.dl = self.pbar = self.mbar.progress(learn.dl, leave=False, total=total)
-        self.pbar.update_every = self.bar_every  # fastprogress's default is 0.2s
-
-    def after_batch(self, learn):
-        if self.plot and learn.training: self.pending.append(learn.loss.detach())
-        now = time.perf_counter()
-        if self.bars and now - self.t_comment >= self.bar_every:
-            self.pbar.comment, self.t_comment = f'{learn.loss.item():.3f}', now
-        if self.plot and self.notebook and now - self.t_plot >= self.plot_every: self._draw()
-
-    def after_epoch(self, learn):
-        if self.plot and not learn.training and self.metrics is not None and self.metrics.history:
-            self.val_losses.append((len(self.losses) + len(self.pending), self.metrics.history[-1]['loss']))
-            if self.notebook and time.perf_counter() - self.t_plot >= self.plot_every: self._draw()
-
-    def _curves(self):
-        if self.pending:  # one read for every loss since the last draw
-            self.losses += torch.stack(self.pending).float().cpu().tolist()
-            self.pending = []
-        return [(range(1, len(self.losses)+1), self.losses), tuple(zip(*self.val_losses)) or ((), ())]
-
-    def _draw(self):
-        self.mbar.update_graph(self._curves())
-        self.t_plot = time.perf_counter()
-
-    def cleanup_fit(self, learn):
-        if not self.started: return
-        self.started = False
-        if self.metrics is not None: self.metrics.log_fn = self._old_log
-        if not self.plot: return
-        if self.notebook:
-            self._draw()
-            import matplotlib.pyplot as plt
-            if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)  # shown already: not again below the cell
-        fname = self.fname or (None if self.notebook else 'loss.png')
-        if fname is not None:
-            save_loss_plot(self._curves(), fname)
-            if not self.notebook: print(f'loss plot saved to {fname}')
+def __getattr__(name):
+    "A name defined in a later lesson's module (see `_LATER`), imported from there when first asked for"
+    if name in _LATER: return getattr(importlib.import_module(_LATER[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 # %% ../nbs/08_learner.ipynb #e2cb7b60
 class TrainLearner(Learner):

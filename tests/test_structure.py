@@ -59,3 +59,20 @@ def test_pick_dl_and_check_count():
     assert check_count('f', 'n', 3) == 3
     for bad in (0, -1, 2.0, True, '3'):
         with pytest.raises(ValueError, match=f'f: n must be a positive int, got n={bad!r}'): check_count('f', 'n', bad)
+
+@pytest.mark.parametrize('first', ['miniai.learner', 'miniai.progress', 'miniai.cli', 'miniai.checkpoint'])
+def test_progress_reachable_from_learner_whatever_is_imported_first(first):
+    "ProgressCB lives in miniai.progress (lesson 08d); every course route to it gives that one class, with no import cycle"
+    r = _python(f'''
+        import {first}
+        import miniai.learner as ml, miniai.progress as mp
+        from miniai.learner import ProgressCB, save_loss_plot
+        ns = {{}}
+        exec('from miniai.learner import *', ns)
+        print(ProgressCB is mp.ProgressCB, save_loss_plot is mp.save_loss_plot, ns['ProgressCB'] is mp.ProgressCB,
+              'ProgressCB' in ml.__all__, ProgressCB.order > ml.MetricsCB.order)
+        try: ml.NoSuchName
+        except AttributeError as e: print('ERR', e)
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ['True True True True True', "ERR module 'miniai.learner' has no attribute 'NoSuchName'"], r.stdout
