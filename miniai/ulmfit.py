@@ -16,7 +16,7 @@ from .text import BOS, EOS
 
 # %% auto #0
 __all__ = ['dropout_mask', 'RNNDropout', 'WeightDropout', 'EmbeddingDropout', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN',
-           'get_language_model', 'RNNCB', 'lm_loss', 'TokenAccuracy', 'fit_one_cycle', 'lm_eval', 'generate',
+           'get_language_model', 'RNNCB', 'lm_loss', 'TokenAccuracy', 'fit_one_cycle_groups', 'lm_eval', 'generate',
            'masked_concat_pool', 'PoolingClassifier', 'TextClassifier', 'check_vocab', 'load_encoder',
            'get_text_classifier', 'layer_groups', 'freeze_to', 'discriminative_lrs', 'grouped_opt', 'BagOfWords']
 
@@ -186,7 +186,7 @@ class TokenAccuracy(Metric):
     def update(self, inp, targ=None): self.add(inp, targ, n=targ.numel())
 
 # %% ../nbs/17_ulmfit.ipynb #0f6606d5
-def fit_one_cycle(learn, # a `Learner`
+def fit_one_cycle_groups(learn, # a `Learner`
                   n_epochs: int, # epochs
                   max_lr: float|list[float], # the peak learning rate, or one per param group
                   cbs: list|None=None, # more callbacks for this fit
