@@ -130,11 +130,13 @@ class ActivationStats(HooksCallback):
         super().__init__(append_stats, mod_filter, **kwargs)
 
     def color_dim(self, figsize=(11, 5)):
-        "Each layer's activation histograms over the batches, as an image (the smallest values at the bottom)."
+        "Each layer's activation histograms as an image: x the batch, y the bin (|activation| in steps of 0.25, smallest at the bottom), colour log(1 + count)."
         fig, axs = get_grid(len(self), figsize=figsize)
         for i, (ax, h) in enumerate(zip(axs.flat, self)):
-            ax.imshow(get_hist(h), origin='lower', aspect='auto')
-            ax.set_title(f'layer {i}'); ax.axis('off')
+            im = ax.imshow(get_hist(h), origin='lower', aspect='auto')
+            ax.set_title(f'layer {i}'); ax.set_xlabel('batch'); ax.set_ylabel('bin')
+            fig.colorbar(im, ax=ax, label='log(1 + count)')
+        fig.tight_layout()
         return fig
 
     def dead_chart(self, figsize=(11, 5)):
