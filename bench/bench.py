@@ -47,7 +47,10 @@ def cpu_lock(path):
 def run_one(runner, args, show=False):
     """Run one runner in a fresh process with a terminal as its stdout (so `ProgressCB` draws its bars, as it would
     for a user); return its JSON result"""
-    if runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
+    if runner.startswith('miniai-fast:'):  # e.g. miniai-fast:compile,channels_last,fused: another fast configuration
+        runner, opts = runner.split(':')
+        args = args + ['--fast', opts]
+    elif runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
         runner, w = runner.split(':w')
         args = args + ['--workers', w]
     elif ':' in runner:  # e.g. miniai:none, miniai:bar: the Learner without ProgressCB, or without its plot
@@ -158,7 +161,11 @@ def summarize(rows):
                                model=mine[0]['model'], epochs=len(mine[0]['epochs']), n_params=mine[0]['n_params'],
                                mem_ratios=[ep(rd[runner])/ep(rd['miniai']) for rd in rounds.values() if runner in rd and 'miniai' in rd]
                                           if runner.startswith('files') else None,
-                               small=mine[0]['small'], disturbed=all_disturbed)
+                               small=mine[0]['small'], disturbed=all_disturbed,
+                               warmup=statistics.median(r['warmup_s'] for r in mine) if all('warmup_s' in r for r in mine) else None,
+                               gflop_img=mine[0].get('train_gflop_per_img'),
+                               gflops=statistics.median(statistics.mean(r['train_gflops']) for r in mine) if all('train_gflops' in r for r in mine) else None,
+                               matmul=statistics.median(r['matmul_gflops'] for r in mine) if all('matmul_gflops' in r for r in mine) else None)
         out[tag] = res
     return out
 
@@ -175,6 +182,25 @@ def fmt_table(summary):
             ep = f"{s['epoch_s']:.2f}" + (' (disturbed)' if s.get('disturbed') else '')
             lines.append(f"| {tag} | {runner} | {s['n']} | {ep} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
+
+
+def fmt_speed_table(summary):
+    "Achieved GFLOP/s of the training passes against the same process's matrix product, and compile warm-up, where recorded"
+    lines = []
+    for tag, res in summary.items():
+        for runner, s in res.items():
+            if s['gflops'] is None: continue
+            warm = '' if s['warmup'] is None else f"{s['warmup']:.1f}"
+            lines.append(f"| {tag} | {runner} | {s['n']} | {s['gflop_img']:.4f} | {s['gflops']:.1f} | {s['matmul']:.1f} | "
+                         f"{s['gflops']/s['matmul']:.0%} | {warm} |")
+    if not lines: return ''
+    return ('\n## Arithmetic speed and compile warm-up\n\n'
+            'GFLOP per image of one training step (forward and backward of a full batch, counted by `torch.utils.flop_counter.FlopCounterMode`); '
+            'the training pass\'s achieved GFLOP/s (that count times training images/s); a 2048x2048 float32 matrix product\'s GFLOP/s '
+            'measured at the end of the same process; and, for compiled runs, the seconds spent compiling before the timed epochs '
+            '(not included in the epoch times). Medians over runs.\n\n'
+            '| run | runner | runs | GFLOP per image (training step) | achieved GFLOP/s | matmul GFLOP/s | share of matmul | compile warm-up (s) |\n'
+            '|---|---|---|---|---|---|---|---|\n' + '\n'.join(lines) + '\n')
 
 
 FILES_TARGET = 1.10  # the file path may take at most 10% more time per epoch than the in-memory path
@@ -241,7 +267,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
   Runs during which other processes used more than a tenth of a core were dropped and repeated.
 
 """
-    text = head + table + '\n' + fmt_files_table(summary)
+    text = head + table + '\n' + fmt_speed_table(summary) + fmt_files_table(summary)
     if a.notes and Path(a.notes).exists(): text += '\n' + Path(a.notes).read_text()
     Path(a.dest).write_text(text)
     print(table)

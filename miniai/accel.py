@@ -15,7 +15,7 @@ from .datasets import DataLoaders
 from .learner import Callback, DeviceCB, Learner, ProgressCB, TrainCB
 
 # %% auto #0
-__all__ = ['autocast_dtype', 'MixedPrecision', 'AccelerateCB', 'launch_local']
+__all__ = ['autocast_dtype', 'MixedPrecision', 'ChannelsLastCB', 'CompileCB', 'AccelerateCB', 'launch_local']
 
 # %% ../nbs/14_accel.ipynb #2a81ec46
 _warned_devices = set()  # device types MixedPrecision already warned about
@@ -94,6 +94,52 @@ class MixedPrecision(TrainCB):
         else:
             self.grad_scaler.step(learn.opt)  # unscales the gradients; skips the step if any is inf or nan
             self.grad_scaler.update()
+
+# %% ../nbs/14_accel.ipynb #095dd230
+def _to_channels_last(t):
+    "A 4-d floating-point tensor in the channels-last layout; any other tensor as it is"
+    return t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 and t.is_floating_point() else t
+
+class ChannelsLastCB(Callback):
+    "Train in the channels-last memory layout: the model's 4-d weights when `fit` starts, the 4-d float items of each batch"
+    order = DeviceCB.order + 1  # after DeviceCB has moved the model and the batch
+    def before_fit(self, learn): learn.model.to(memory_format=torch.channels_last)
+    def before_batch(self, learn): learn.batch = tree_map(_to_channels_last, learn.batch)
+
+# %% ../nbs/14_accel.ipynb #c7e1a8b9
+def _hooked(model):
+    "The names of the modules in `model` that have forward or backward hooks"
+    return [name or type(model).__name__ for name, m in model.named_modules()
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks]
+
+class CompileCB(Callback):
+    "Train and validate through `torch.compile(model)` (eagerly in a pass where hooks watch the model); the Learner keeps its module"
+    order = ChannelsLastCB.order + 1  # compile the model as the callbacks before it left it: device, layout, wrappers
+    def __init__(self, **kwargs): # arguments for `torch.compile`; `dynamic=False` unless given
+        self.kwargs, self.compiled, self.model, self._guard_hooks = {'dynamic': False, **kwargs}, None, None, None
+
+    def before_fit(self, learn):
+        self.model, self.warned = learn.model, False
+        if self.compiled is None or self.compiled._orig_mod is not self.model:  # compiled once per module, kept between fits
+            self.compiled = torch.compile(self.model, **self.kwargs)
+        self._guard_hooks = torch._dynamo.config.patch(skip_nnmodule_hook_guards=False)
+        self._guard_hooks.__enter__()
+
+    def before_epoch(self, learn):
+        hooked = _hooked(self.model)
+        if hooked and not self.warned:
+            warnings.warn(f"CompileCB: hooks on {', '.join(hooked[:3])}{' and more' if len(hooked) > 3 else ''}: a compiled "
+                          "model runs no Python between its layers, so this fit's passes run eagerly. Remove the hooks to compile.")
+            self.warned = True
+        m = self.model if hooked else self.compiled
+        m.train(self.model.training)  # `one_epoch` set the mode on the module the Learner held before this swap
+        learn.model = m
+
+    def cleanup_fit(self, learn):
+        if learn.model is self.compiled: learn.model = self.model
+        self.model = None
+        if self._guard_hooks is not None: self._guard_hooks.__exit__(None, None, None)
+        self._guard_hooks = None
 
 # %% ../nbs/14_accel.ipynb #6ff1fa26
 def _torch_loader(dl):
