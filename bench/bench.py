@@ -47,9 +47,9 @@ def cpu_lock(path):
 def run_one(runner, args, show=False):
     """Run one runner in a fresh process with a terminal as its stdout (so `ProgressCB` draws its bars, as it would
     for a user); return its JSON result"""
-    if runner.startswith('miniai-fast:'):  # e.g. miniai-fast:compile,channels_last,fused: another fast configuration
+    if runner.startswith('miniai-fast:'):  # e.g. miniai-fast:compile+channels_last+fused: another fast configuration
         runner, opts = runner.split(':')
-        args = args + ['--fast', opts]
+        args = args + ['--fast', opts.replace('+', ',')]
     elif runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
         runner, w = runner.split(':w')
         args = args + ['--workers', w]
@@ -92,10 +92,12 @@ def disturbed(res, max_other):
 def cmd_run(a):
     runners = a.runners.split(',')
     if 'raw' not in runners and not a.aug and not a.no_raw: runners = ['raw'] + runners
+    a.device = getattr(a, 'device', 'cpu')
     tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-files' if any(r.startswith('files') for r in runners) else '') + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
     args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     if a.nfs: args += ['--nfs', a.nfs]
     if a.erase: args += ['--erase', str(a.erase)]
+    if a.device != 'cpu': args += ['--device', a.device]
     RESULTS.mkdir(exist_ok=True)
     dest = Path(a.out) if a.out else RESULTS/f'{tag}.jsonl'
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -244,9 +246,22 @@ def versions():
     return f"Python {platform.python_version()}, torch {v('torch')}, miniai {v('miniai')} (git {commit or '?'}), datasets {v('datasets')}, fastprogress {v('fastprogress')}"
 
 
+def fmt_checks(checks):
+    "The lines of bench/gpu_check.py's checks: one row per check and run"
+    if not checks: return ''
+    lines = [f"| {c['session']} | {c['device']}{' (dry run)' if c.get('dry_run') and 'dry run' not in c['device'] else ''} | {c['check']} | "
+             f"{'passed' if c['ok'] else 'FAILED'} | "
+             + ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in c.items()
+                         if k not in ('check', 'ok', 'device', 'session', 'dry_run', 'torch', 'seconds')) + ' |' for c in checks]
+    return ('\n## GPU checks (bench/gpu_check.py)\n\n| measured | device | check | result | details |\n|---|---|---|---|---|\n'
+            + '\n'.join(lines) + '\n')
+
+
 def cmd_report(a):
     paths = sorted(RESULTS.glob('*.jsonl')) if not a.inputs else a.inputs
     rows = load_results(paths)
+    checks = [r for r in rows if 'check' in r]  # bench/gpu_check.py's check lines; the rest are runs
+    rows = [r for r in rows if 'check' not in r]
     if not rows: raise SystemExit(f'no results in {RESULTS}: run `python bench/bench.py run` first')
     summary = summarize(rows)
     table = fmt_table(summary)
@@ -267,7 +282,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
   Runs during which other processes used more than a tenth of a core were dropped and repeated.
 
 """
-    text = head + table + '\n' + fmt_speed_table(summary) + fmt_files_table(summary)
+    text = head + table + '\n' + fmt_speed_table(summary) + fmt_files_table(summary) + fmt_checks(checks)
     if a.notes and Path(a.notes).exists(): text += '\n' + Path(a.notes).read_text()
     Path(a.dest).write_text(text)
     print(table)
@@ -345,6 +360,7 @@ def main(argv=None):
     r.add_argument('--no-raw', action='store_true', help='leave out the raw reference, e.g. for --runners miniai,files (files against memory)')
     r.add_argument('--epochs', type=int, default=1)
     r.add_argument('--threads', type=int, default=2)
+    r.add_argument('--device', default='cpu', help='where the runners train (cuda: see bench/gpu_check.py)')
     r.add_argument('--small', action='store_true')
     r.add_argument('--aug', action='store_true', help="lesson 13's augmentation and TTA (give --runners miniai)")
     r.add_argument('--erase', type=float, default=0., help="with --aug: lesson 13's random erasing too (rectangle size, e.g. 0.2)")

@@ -32,7 +32,7 @@ MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2)
 # The fastest configuration per model, from lesson 14's measurements: compiling pays on the ResNet (BatchNorm and
 # activations fuse into few passes), not on the small CNN, where channels-last does more
 FAST = dict(cnn='channels_last,fused', resnet='compile,fused', linear='fused')
-FAST_OPTS = ('channels_last', 'compile', 'fused')
+FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision (for GPUs: on this CPU bf16 is slower)
 
 
 def parse_args(argv=None):
@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument('--lr', type=float, default=None, help='the one-cycle peak learning rate (default: per model)')
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--device', default='cpu', help="where to train: cpu, cuda, ... (raw puts the data there; the Learner moves each batch)")
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
     p.add_argument('--aug', action='store_true',
                    help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
@@ -125,11 +126,18 @@ def load_tensors(small):
     return prep(fm.x_train), fm.y_train, prep(fm.x_test), fm.y_test
 
 
+def _sync():
+    "Wait for the GPU's queued work, so that the clock measures it (nothing to wait for on a CPU)"
+    import torch
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): torch.cuda.synchronize()
+
+
 def run_raw(a, model, g, res):
     "The reference: a plain loop over in-memory tensors, the same steps in the same order as the Learner's"
     import torch, torch.nn.functional as F
     from torch import optim
-    xt, yt, xv, yv = load_tensors(a.small)
+    model.to(a.device)
+    xt, yt, xv, yv = [t.to(a.device) for t in load_tensors(a.small)]
     n, bs = len(xt), a.bs
     nb = (n + bs - 1) // bs
     opt = optim.AdamW(model.parameters(), lr=a.lr)
@@ -138,7 +146,7 @@ def run_raw(a, model, g, res):
     for epoch in range(a.epochs):
         w, t0 = Window().start(), time.perf_counter()
         model.train()
-        idxs = torch.randperm(n, generator=g)
+        idxs = torch.randperm(n, generator=g).to(a.device)
         for i in range(nb):
             b = idxs[i*bs:(i+1)*bs]
             xb, yb = xt[b], yt[b]
@@ -147,6 +155,7 @@ def run_raw(a, model, g, res):
             opt.step()
             opt.zero_grad()
             sched.step()
+        _sync()
         t1 = time.perf_counter()
         model.eval()
         tot_loss, correct = 0., 0
@@ -168,7 +177,7 @@ def _timer_cbs(res):
         def before_epoch(self, learn):
             if learn.training: self.w, self.t0 = Window().start(), time.perf_counter()
         def after_epoch(self, learn):
-            if learn.training: self.t1 = time.perf_counter()
+            if learn.training: _sync(); self.t1 = time.perf_counter()
     start = EpochStart()
     class EpochEnd(Callback):
         order = 10**6
@@ -222,33 +231,37 @@ def run_miniai(a, model, g, res):
     res['n_train'], res['n_valid'] = len(dls.train.dataset), len(dls.valid.dataset)
     sched = partial(optim.lr_scheduler.OneCycleLR, max_lr=a.lr, total_steps=a.epochs*len(dls.train))
     plot_dir = a.plot_dir or Path(tempfile.mkdtemp(prefix='miniai-bench-'))
-    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
+    cbs = [DeviceCB(a.device), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
     if a.progress != 'none': cbs.append(ProgressCB(plot=a.progress == 'plot', fname=plot_dir/'loss.png'))
     if a.aug:
         from miniai.augment import augment_cb
         cbs.append(augment_cb(erase=a.erase))
     opt_func = partial(optim.AdamW, fused=True) if 'fused' in a.fast else optim.AdamW
+    learner = TrainLearner
     if a.fast:
-        from miniai.accel import ChannelsLastCB, CompileCB
-        fast_cbs = lambda: [cb() for o, cb in (('channels_last', ChannelsLastCB), ('compile', CompileCB)) if o in a.fast]
+        from miniai.accel import ChannelsLastCB, CompileCB, MixedPrecision
+        from miniai.learner import Learner
+        if 'amp' in a.fast: learner = Learner  # MixedPrecision supplies the steps of a batch (TrainLearner has its own)
+        fast_cbs = lambda: [cb() for o, cb in (('channels_last', ChannelsLastCB), ('compile', CompileCB), ('amp', MixedPrecision))
+                            if o in a.fast]
         cbs += fast_cbs()
-        if 'compile' in a.fast: res['warmup_s'] = warm_up(model, dls, fast_cbs(), opt_func, a)
-    learn = TrainLearner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=opt_func)
+        if 'compile' in a.fast: res['warmup_s'] = warm_up(model, dls, [DeviceCB(a.device), *fast_cbs()], opt_func, learner, a)
+    learn = learner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=opt_func)
     learn.fit(a.epochs, cbs=_timer_cbs(res))
     if a.aug: res['tta'] = tta(learn)
 
 
-def warm_up(model, dls, cbs, opt_func, a):
+def warm_up(model, dls, cbs, opt_func, learner, a):
     "Seconds to compile what `fit` will run: one fit of a copy of `model` over one batch of each size of the training and validation data"
     import copy, torch.nn.functional as F
-    from miniai.learner import TrainLearner
     def sizes(dl):
         x, y = dl.dataset.tensors[:2]
         last = len(x) % dl.batch_size or dl.batch_size
         return [(x[:dl.batch_size], y[:dl.batch_size]), (x[:last], y[:last])]
     t = time.perf_counter()
-    TrainLearner(copy.deepcopy(model), (sizes(dls.train), sizes(dls.valid)), F.cross_entropy, lr=a.lr, cbs=cbs,
-                 opt_func=opt_func).fit(1)
+    learner(copy.deepcopy(model), (sizes(dls.train), sizes(dls.valid)), F.cross_entropy, lr=a.lr, cbs=cbs,
+            opt_func=opt_func).fit(1)
+    _sync()
     return time.perf_counter() - t
 
 
@@ -256,21 +269,21 @@ def flops(a, model):
     "GFLOP per image of one training step (forward and backward, one full batch) of a fresh copy of `model`, counted by torch"
     import copy, torch, torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
-    m = copy.deepcopy(model).train()
-    x, y = torch.rand(a.bs, 1, 28, 28), torch.randint(0, 10, (a.bs,))
+    m = copy.deepcopy(model).train().to(a.device)
+    x, y = torch.rand(a.bs, 1, 28, 28, device=a.device), torch.randint(0, 10, (a.bs,), device=a.device)
     if a.model == 'linear': x = x.flatten(1)
     with FlopCounterMode(display=False) as fc: F.cross_entropy(m(x), y).backward()
     return fc.get_total_flops()/a.bs/1e9
 
 
-def matmul_gflops(n=2048, reps=10):
-    "GFLOP/s of an n x n float32 matrix product on this process's threads (median of `reps`, after one warm-up)"
+def matmul_gflops(n=2048, reps=10, device='cpu'):
+    "GFLOP/s of an n x n float32 matrix product on `device` (this process's threads on a CPU), median of `reps`, after one warm-up"
     import statistics, torch
-    x, y = torch.randn(n, n), torch.randn(n, n)
+    x, y = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     x @ y
     ts = []
     for _ in range(reps):
-        t = time.perf_counter(); x @ y; ts.append(time.perf_counter() - t)
+        _sync(); t = time.perf_counter(); x @ y; _sync(); ts.append(time.perf_counter() - t)
     return 2*n**3/statistics.median(ts)/1e9
 
 
@@ -300,7 +313,7 @@ def new_result(a, model):
     if fast and fast != FAST[a.model].split(','): runner += '-' + '+'.join(fast)  # a configuration other than the default
     return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
-                workers=getattr(a, 'workers', 0), fast=getattr(a, 'fast', []),
+                workers=getattr(a, 'workers', 0), fast=getattr(a, 'fast', []), device=str(getattr(a, 'device', 'cpu')),
                 n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
 
 
@@ -315,7 +328,7 @@ def finish_result(a, res, fit, t_start):
     if getattr(a, 'fast', None) is not None:  # bench/run.py's runners (the peers have no --fast)
         res['train_gflop_per_img'] = flops(a, a.model_copy)
         res['train_gflops'] = [res['train_gflop_per_img']*r for r in res['train_img_s']]
-        res['matmul_gflops'] = matmul_gflops()
+        res['matmul_gflops'] = matmul_gflops(device=a.device)
     res['git'] = _git_commit()
     line = json.dumps(res)
     if a.json: a.json.write_text(line + '\n')
