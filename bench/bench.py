@@ -47,7 +47,10 @@ def cpu_lock(path):
 def run_one(runner, args, show=False):
     """Run one runner in a fresh process with a terminal as its stdout (so `ProgressCB` draws its bars, as it would
     for a user); return its JSON result"""
-    if runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
+    if runner.startswith('miniai-fast:'):  # e.g. miniai-fast:compile+channels_last+fused: another fast configuration
+        runner, opts = runner.split(':')
+        args = args + ['--fast', opts.replace('+', ',')]
+    elif runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
         runner, w = runner.split(':w')
         args = args + ['--workers', w]
     elif ':' in runner:  # e.g. miniai:none, miniai:bar: the Learner without ProgressCB, or without its plot
@@ -89,10 +92,12 @@ def disturbed(res, max_other):
 def cmd_run(a):
     runners = a.runners.split(',')
     if 'raw' not in runners and not a.aug and not a.no_raw: runners = ['raw'] + runners
+    a.device = getattr(a, 'device', 'cpu')
     tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-files' if any(r.startswith('files') for r in runners) else '') + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
     args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     if a.nfs: args += ['--nfs', a.nfs]
     if a.erase: args += ['--erase', str(a.erase)]
+    if a.device != 'cpu': args += ['--device', a.device]
     RESULTS.mkdir(exist_ok=True)
     dest = Path(a.out) if a.out else RESULTS/f'{tag}.jsonl'
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -158,7 +163,11 @@ def summarize(rows):
                                model=mine[0]['model'], epochs=len(mine[0]['epochs']), n_params=mine[0]['n_params'],
                                mem_ratios=[ep(rd[runner])/ep(rd['miniai']) for rd in rounds.values() if runner in rd and 'miniai' in rd]
                                           if runner.startswith('files') else None,
-                               small=mine[0]['small'], disturbed=all_disturbed)
+                               small=mine[0]['small'], disturbed=all_disturbed,
+                               warmup=statistics.median(r['warmup_s'] for r in mine) if all('warmup_s' in r for r in mine) else None,
+                               gflop_img=mine[0].get('train_gflop_per_img'),
+                               gflops=statistics.median(statistics.mean(r['train_gflops']) for r in mine) if all('train_gflops' in r for r in mine) else None,
+                               matmul=statistics.median(r['matmul_gflops'] for r in mine) if all('matmul_gflops' in r for r in mine) else None)
         out[tag] = res
     return out
 
@@ -175,6 +184,25 @@ def fmt_table(summary):
             ep = f"{s['epoch_s']:.2f}" + (' (disturbed)' if s.get('disturbed') else '')
             lines.append(f"| {tag} | {runner} | {s['n']} | {ep} | {ratio} | {tr} | {xt} | {s['img_s']:.0f} | {s['loss']:.4f} | {acc} | {s['repeats']} |")
     return '\n'.join(lines)
+
+
+def fmt_speed_table(summary):
+    "Achieved GFLOP/s of the training passes against the same process's matrix product, and compile warm-up, where recorded"
+    lines = []
+    for tag, res in summary.items():
+        for runner, s in res.items():
+            if s['gflops'] is None: continue
+            warm = '' if s['warmup'] is None else f"{s['warmup']:.1f}"
+            lines.append(f"| {tag} | {runner} | {s['n']} | {s['gflop_img']:.4f} | {s['gflops']:.1f} | {s['matmul']:.1f} | "
+                         f"{s['gflops']/s['matmul']:.0%} | {warm} |")
+    if not lines: return ''
+    return ('\n## Arithmetic speed and compile warm-up\n\n'
+            'GFLOP per image of one training step (forward and backward of a full batch, counted by `torch.utils.flop_counter.FlopCounterMode`); '
+            'the training pass\'s achieved GFLOP/s (that count times training images/s); a 2048x2048 float32 matrix product\'s GFLOP/s '
+            'measured at the end of the same process; and, for compiled runs, the seconds spent compiling before the timed epochs '
+            '(not included in the epoch times). Medians over runs.\n\n'
+            '| run | runner | runs | GFLOP per image (training step) | achieved GFLOP/s | matmul GFLOP/s | share of matmul | compile warm-up (s) |\n'
+            '|---|---|---|---|---|---|---|---|\n' + '\n'.join(lines) + '\n')
 
 
 FILES_TARGET = 1.10  # the file path may take at most 10% more time per epoch than the in-memory path
@@ -218,9 +246,22 @@ def versions():
     return f"Python {platform.python_version()}, torch {v('torch')}, miniai {v('miniai')} (git {commit or '?'}), datasets {v('datasets')}, fastprogress {v('fastprogress')}"
 
 
+def fmt_checks(checks):
+    "The lines of bench/gpu_check.py's checks: one row per check and run"
+    if not checks: return ''
+    lines = [f"| {c['session']} | {c['device']}{' (dry run)' if c.get('dry_run') and 'dry run' not in c['device'] else ''} | {c['check']} | "
+             f"{'passed' if c['ok'] else 'FAILED'} | "
+             + ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in c.items()
+                         if k not in ('check', 'ok', 'device', 'session', 'dry_run', 'torch', 'seconds')) + ' |' for c in checks]
+    return ('\n## GPU checks (bench/gpu_check.py)\n\n| measured | device | check | result | details |\n|---|---|---|---|---|\n'
+            + '\n'.join(lines) + '\n')
+
+
 def cmd_report(a):
     paths = sorted(RESULTS.glob('*.jsonl')) if not a.inputs else a.inputs
     rows = load_results(paths)
+    checks = [r for r in rows if 'check' in r]  # bench/gpu_check.py's check lines; the rest are runs
+    rows = [r for r in rows if 'check' not in r]
     if not rows: raise SystemExit(f'no results in {RESULTS}: run `python bench/bench.py run` first')
     summary = summarize(rows)
     table = fmt_table(summary)
@@ -241,7 +282,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
   Runs during which other processes used more than a tenth of a core were dropped and repeated.
 
 """
-    text = head + table + '\n' + fmt_files_table(summary)
+    text = head + table + '\n' + fmt_speed_table(summary) + fmt_files_table(summary) + fmt_checks(checks)
     if a.notes and Path(a.notes).exists(): text += '\n' + Path(a.notes).read_text()
     Path(a.dest).write_text(text)
     print(table)
@@ -319,6 +360,7 @@ def main(argv=None):
     r.add_argument('--no-raw', action='store_true', help='leave out the raw reference, e.g. for --runners miniai,files (files against memory)')
     r.add_argument('--epochs', type=int, default=1)
     r.add_argument('--threads', type=int, default=2)
+    r.add_argument('--device', default='cpu', help='where the runners train (cuda: see bench/gpu_check.py)')
     r.add_argument('--small', action='store_true')
     r.add_argument('--aug', action='store_true', help="lesson 13's augmentation and TTA (give --runners miniai)")
     r.add_argument('--erase', type=float, default=0., help="with --aug: lesson 13's random erasing too (rectangle size, e.g. 0.2)")

@@ -14,7 +14,14 @@ plus validation pass). Runners:
   (`write_fmnist_pngs`): `ImageList.from_files` with `make_grey`, `to_byte_tensor`, `to_float_tensor`, split by folder,
   labelled by folder (with `miniai.data`'s class order as the vocabulary), `to_dls` (`--workers` processes, default 0).
   The training files are put in their index order, so the batches are those of `miniai`;
+- `miniai-fast`: the `miniai` runner on the fast path of lesson 14 (`--fast`, default per model in `FAST`): `ChannelsLastCB`,
+  `CompileCB` and AdamW with `fused=True`. With `CompileCB` the graphs are compiled first, on a copy of the model over one
+  batch of each size the fit will see (`warmup_s` in the JSON), so the epoch times are those of compiled code;
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
+
+Every runner also records the floating-point work of one training step (`torch.utils.flop_counter.FlopCounterMode`,
+forward and backward of one full batch: `train_gflop_per_img`) and, at the end, a 2048x2048 float32 matrix product's
+speed in the same process (`matmul_gflops`), so that its achieved GFLOP/s can be set against what the cores can do.
 """
 from __future__ import annotations
 import argparse, json, os, platform, resource, sys, time
@@ -22,11 +29,15 @@ from functools import partial
 from pathlib import Path
 
 MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2)
+# The fastest configuration per model, from lesson 14's measurements: compiling pays on the ResNet (BatchNorm and
+# activations fuse into few passes), not on the small CNN, where channels-last does more
+FAST = dict(cnn='channels_last,fused', resnet='compile,fused', linear='fused')
+FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision (for GPUs: on this CPU bf16 is slower)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-hf', 'files', 'fastai', 'lightning'])
+    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-fast', 'miniai-hf', 'files', 'fastai', 'lightning'])
     p.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn',
                    help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead")
     p.add_argument('--epochs', type=int, default=1)
@@ -34,12 +45,14 @@ def parse_args(argv=None):
     p.add_argument('--lr', type=float, default=None, help='the one-cycle peak learning rate (default: per model)')
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--device', default='cpu', help="where to train: cpu, cuda, ... (raw puts the data there; the Learner moves each batch)")
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
     p.add_argument('--aug', action='store_true',
                    help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
     p.add_argument('--erase', type=float, default=0., help="with --aug: also lesson 13's random erasing, rectangles of this fraction of the height and width")
     p.add_argument('--nfs', default=None, help="resnet only: get_resnet's channels, comma-separated (default 8,16,32,64,128,256)")
     p.add_argument('--workers', type=int, default=0, help="files only: `to_dls`'s num_workers (processes that read the images)")
+    p.add_argument('--fast', default=None, help=f"miniai-fast only: comma-separated, from {','.join(FAST_OPTS)} (default per model: {FAST})")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
                    help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
@@ -51,6 +64,10 @@ def parse_args(argv=None):
     if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
     if a.workers and a.runner != 'files': p.error('--workers: only with the files runner')
     if a.workers < 0: p.error(f'--workers must be 0 or more, got {a.workers}')
+    if a.fast and a.runner != 'miniai-fast': p.error('--fast: only with the miniai-fast runner')
+    a.fast = (a.fast or FAST[a.model]).split(',') if a.runner == 'miniai-fast' else []
+    bad = [o for o in a.fast if o not in FAST_OPTS]
+    if bad: p.error(f'--fast {",".join(a.fast)}: unknown {bad[0]!r}; choose from {",".join(FAST_OPTS)}')
     return a
 
 
@@ -109,11 +126,18 @@ def load_tensors(small):
     return prep(fm.x_train), fm.y_train, prep(fm.x_test), fm.y_test
 
 
+def _sync():
+    "Wait for the GPU's queued work, so that the clock measures it (nothing to wait for on a CPU)"
+    import torch
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): torch.cuda.synchronize()
+
+
 def run_raw(a, model, g, res):
     "The reference: a plain loop over in-memory tensors, the same steps in the same order as the Learner's"
     import torch, torch.nn.functional as F
     from torch import optim
-    xt, yt, xv, yv = load_tensors(a.small)
+    model.to(a.device)
+    xt, yt, xv, yv = [t.to(a.device) for t in load_tensors(a.small)]
     n, bs = len(xt), a.bs
     nb = (n + bs - 1) // bs
     opt = optim.AdamW(model.parameters(), lr=a.lr)
@@ -122,7 +146,7 @@ def run_raw(a, model, g, res):
     for epoch in range(a.epochs):
         w, t0 = Window().start(), time.perf_counter()
         model.train()
-        idxs = torch.randperm(n, generator=g)
+        idxs = torch.randperm(n, generator=g).to(a.device)
         for i in range(nb):
             b = idxs[i*bs:(i+1)*bs]
             xb, yb = xt[b], yt[b]
@@ -131,6 +155,7 @@ def run_raw(a, model, g, res):
             opt.step()
             opt.zero_grad()
             sched.step()
+        _sync()
         t1 = time.perf_counter()
         model.eval()
         tot_loss, correct = 0., 0
@@ -152,7 +177,7 @@ def _timer_cbs(res):
         def before_epoch(self, learn):
             if learn.training: self.w, self.t0 = Window().start(), time.perf_counter()
         def after_epoch(self, learn):
-            if learn.training: self.t1 = time.perf_counter()
+            if learn.training: _sync(); self.t1 = time.perf_counter()
     start = EpochStart()
     class EpochEnd(Callback):
         order = 10**6
@@ -197,7 +222,7 @@ def run_miniai(a, model, g, res):
     from torch import optim
     from miniai.learner import Accuracy, DeviceCB, MetricsCB, ProgressCB, TrainLearner
     from miniai.sgd import BatchSchedCB
-    if a.runner == 'miniai':
+    if a.runner in ('miniai', 'miniai-fast'):
         from miniai.datasets import fashion_dls
         dls = fashion_dls(a.bs, small=a.small)
         dls.train.generator = g
@@ -206,14 +231,60 @@ def run_miniai(a, model, g, res):
     res['n_train'], res['n_valid'] = len(dls.train.dataset), len(dls.valid.dataset)
     sched = partial(optim.lr_scheduler.OneCycleLR, max_lr=a.lr, total_steps=a.epochs*len(dls.train))
     plot_dir = a.plot_dir or Path(tempfile.mkdtemp(prefix='miniai-bench-'))
-    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
+    cbs = [DeviceCB(a.device), MetricsCB(accuracy=Accuracy()), BatchSchedCB(sched)]
     if a.progress != 'none': cbs.append(ProgressCB(plot=a.progress == 'plot', fname=plot_dir/'loss.png'))
     if a.aug:
         from miniai.augment import augment_cb
         cbs.append(augment_cb(erase=a.erase))
-    learn = TrainLearner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=optim.AdamW)
+    opt_func = partial(optim.AdamW, fused=True) if 'fused' in a.fast else optim.AdamW
+    learner = TrainLearner
+    if a.fast:
+        from miniai.accel import ChannelsLastCB, CompileCB, MixedPrecision
+        from miniai.learner import Learner
+        if 'amp' in a.fast: learner = Learner  # MixedPrecision supplies the steps of a batch (TrainLearner has its own)
+        fast_cbs = lambda: [cb() for o, cb in (('channels_last', ChannelsLastCB), ('compile', CompileCB), ('amp', MixedPrecision))
+                            if o in a.fast]
+        cbs += fast_cbs()
+        if 'compile' in a.fast: res['warmup_s'] = warm_up(model, dls, [DeviceCB(a.device), *fast_cbs()], opt_func, learner, a)
+    learn = learner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=opt_func)
     learn.fit(a.epochs, cbs=_timer_cbs(res))
     if a.aug: res['tta'] = tta(learn)
+
+
+def warm_up(model, dls, cbs, opt_func, learner, a):
+    "Seconds to compile what `fit` will run: one fit of a copy of `model` over one batch of each size of the training and validation data"
+    import copy, torch.nn.functional as F
+    def sizes(dl):
+        x, y = dl.dataset.tensors[:2]
+        last = len(x) % dl.batch_size or dl.batch_size
+        return [(x[:dl.batch_size], y[:dl.batch_size]), (x[:last], y[:last])]
+    t = time.perf_counter()
+    learner(copy.deepcopy(model), (sizes(dls.train), sizes(dls.valid)), F.cross_entropy, lr=a.lr, cbs=cbs,
+            opt_func=opt_func).fit(1)
+    _sync()
+    return time.perf_counter() - t
+
+
+def flops(a, model):
+    "GFLOP per image of one training step (forward and backward, one full batch) of a fresh copy of `model`, counted by torch"
+    import copy, torch, torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+    m = copy.deepcopy(model).train().to(a.device)
+    x, y = torch.rand(a.bs, 1, 28, 28, device=a.device), torch.randint(0, 10, (a.bs,), device=a.device)
+    if a.model == 'linear': x = x.flatten(1)
+    with FlopCounterMode(display=False) as fc: F.cross_entropy(m(x), y).backward()
+    return fc.get_total_flops()/a.bs/1e9
+
+
+def matmul_gflops(n=2048, reps=10, device='cpu'):
+    "GFLOP/s of an n x n float32 matrix product on `device` (this process's threads on a CPU), median of `reps`, after one warm-up"
+    import statistics, torch
+    x, y = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    x @ y
+    ts = []
+    for _ in range(reps):
+        _sync(); t = time.perf_counter(); x @ y; _sync(); ts.append(time.perf_counter() - t)
+    return 2*n**3/statistics.median(ts)/1e9
 
 
 def tta(learn):
@@ -238,9 +309,11 @@ def new_result(a, model):
     "A run's JSON record before its epochs: what was run, on which model (also used by bench/peers.py)"
     import torch
     runner = (a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}') + (f'-w{a.workers}' if getattr(a, 'workers', 0) else '')
+    fast = getattr(a, 'fast', [])
+    if fast and fast != FAST[a.model].split(','): runner += '-' + '+'.join(fast)  # a configuration other than the default
     return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
-                workers=getattr(a, 'workers', 0),
+                workers=getattr(a, 'workers', 0), fast=getattr(a, 'fast', []), device=str(getattr(a, 'device', 'cpu')),
                 n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
 
 
@@ -252,6 +325,10 @@ def finish_result(a, res, fit, t_start):
                valid_loss=eps[-1]['valid_loss'], accuracy=eps[-1]['accuracy'],
                fit_s=fit['wall_s'], other_cpu_s=sum(e['other_cpu_s'] for e in eps),
                total_s=time.perf_counter() - t_start)
+    if getattr(a, 'fast', None) is not None:  # bench/run.py's runners (the peers have no --fast)
+        res['train_gflop_per_img'] = flops(a, a.model_copy)
+        res['train_gflops'] = [res['train_gflop_per_img']*r for r in res['train_img_s']]
+        res['matmul_gflops'] = matmul_gflops(device=a.device)
     res['git'] = _git_commit()
     line = json.dumps(res)
     if a.json: a.json.write_text(line + '\n')
@@ -265,6 +342,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = get_model(a.model, a.nfs)
+    import copy
+    a.model_copy = copy.deepcopy(model)  # for counting FLOPs at the end, away from the timed epochs
     g = torch.Generator().manual_seed(a.seed)
     res = new_result(a, model)
     w = Window().start()

@@ -5,6 +5,7 @@
 # %% ../nbs/08a_cli.ipynb #92ef158c
 from __future__ import annotations
 import argparse, math, sys, time
+from functools import partial
 from pathlib import Path
 import torch
 from torch import nn, optim
@@ -48,6 +49,8 @@ def parse_args(argv=None # the arguments, without the program name; default: `sy
     p.add_argument('--small', action='store_true', help='use the 10%% subset of the data (also: MINIAI_SMALL=1)')
     p.add_argument('--out', type=Path, default=Path('out'), help='folder for the PNGs (default: out)')
     p.add_argument('--device', type=_device, default=def_device, help=f'cpu, cuda, mps, ... (default: {def_device})')
+    p.add_argument('--eager', action='store_true',
+                   help='plain eager training: no channels-last layout, AdamW one tensor at a time (for debugging; slower)')
     args = p.parse_args(argv)
     if args.out.exists() and not args.out.is_dir(): p.error(f'argument --out: {str(args.out)!r} is a file, not a folder')
     return args
@@ -92,15 +95,19 @@ def train(epochs=5, # epochs to train
           lr=3e-3, # AdamW learning rate
           small=None, # the 10% subset? Default: `small_mode()`
           out=Path('out'), # folder for loss.png and predictions.png
-          device=def_device # where to train
+          device=def_device, # where to train
+          eager=False # plain eager training instead of the fast path (channels-last weights, fused AdamW)
          ):
     "Train the lesson CNN on Fashion-MNIST; write the loss plot and a grid of predictions to `out`"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)  # fail now, not after training, if we may not write there
     dls = fashion_dls(bs=bs, small=small)
-    print(f'training the lesson CNN on {device} for {epochs} epoch(s), batch size {bs}, lr {lr:g}')
+    print(f'training the lesson CNN on {device} for {epochs} epoch(s), batch size {bs}, lr {lr:g}, '
+          + ('eager' if eager else 'fast path (channels-last, fused AdamW; --eager turns it off)'))
     metrics = MetricsCB(accuracy=Accuracy())
-    learn = TrainLearner(fashion_cnn(), dls, F.cross_entropy, lr=lr, opt_func=optim.AdamW,
+    model = fashion_cnn()
+    if not eager: model = model.to(memory_format=torch.channels_last)  # a 1-channel input needs no conversion
+    learn = TrainLearner(model, dls, F.cross_entropy, lr=lr, opt_func=optim.AdamW if eager else partial(optim.AdamW, fused=True),
                          cbs=[DeviceCB(device), metrics, _LastEpochLR()])
     t = time.perf_counter()
     learn.fit(epochs, cbs=ProgressCB(plot=True, fname=out/'loss.png'))
@@ -116,7 +123,7 @@ def main(argv=None # the arguments, without the program name; default: `sys.argv
         ) -> int:
     "The `miniai-train` command: parse the arguments, train, report; returns the exit status"
     args = parse_args(argv)
-    try: train(args.epochs, args.bs, args.lr, args.small or None, args.out, args.device)
+    try: train(args.epochs, args.bs, args.lr, args.small or None, args.out, args.device, args.eager)
     except DataNotFoundError as e:
         print(f'miniai-train: {e}', file=sys.stderr)
         return 1

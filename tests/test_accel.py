@@ -225,3 +225,89 @@ def test_resume_finished_run_restores_weights(tmp_path):
     other = _run(5, tmp_path/'again', 'tensorloader', n_epochs=2, resume=path)
     assert [r['epoch'] for r in other.metrics.history] == []
     assert all(torch.equal(a, b) for a, b in zip(learn.model.state_dict().values(), other.model.state_dict().values()))
+
+# ---------------------------------------------------------------------------------------------
+# The fast path of lesson 14: channels-last and torch.compile give eager's results, with the lesson callbacks.
+# A two-block ResNet on random 28x28 images keeps each compile to seconds.
+
+from miniai.accel import ChannelsLastCB, CompileCB
+from miniai.activations import ActivationStats
+from miniai.resnet import get_resnet
+
+def _images(n_train=96, n_valid=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.rand(n_train + n_valid, 1, 28, 28, generator=g), torch.randint(0, 10, (n_train + n_valid,), generator=g)
+    dl = lambda a, b: [(x[i:i+32], y[i:i+32]) for i in range(a, b, 32)]  # the last batch of each is shorter
+    return dl(0, n_train), dl(n_train, n_train + n_valid)
+
+class _Losses(Callback):
+    order = 10
+    def before_fit(self, learn): self.train, self.valid = [], []
+    def after_batch(self, learn): (self.train if learn.training else self.valid).append(learn.loss.item())
+
+def _fast_fit(*cbs, n_epochs=2, opt_func=torch.optim.AdamW):
+    set_seed(1)
+    rec = _Losses()
+    learn = Learner(get_resnet(nfs=(8, 16)), _images(), F.cross_entropy, lr=1e-2, opt_func=opt_func, cbs=[*cbs, rec])
+    learn.fit(n_epochs)
+    return rec, learn
+
+def test_channels_last_and_compile_match_eager():
+    eager, _ = _fast_fit(TrainCB())
+    for cbs in [(ChannelsLastCB(),), (CompileCB(),), (ChannelsLastCB(), CompileCB())]:
+        rec, learn = _fast_fit(TrainCB(), *cbs, opt_func=partial(torch.optim.AdamW, fused=True))
+        names = [type(cb).__name__ for cb in cbs]
+        assert len(rec.train) == len(eager.train) == 6 and len(rec.valid) == len(eager.valid) == 4, names
+        for a, b in zip(eager.train + eager.valid, rec.train + rec.valid): assert math.isclose(a, b, rel_tol=1e-3), (names, a, b)
+        assert type(learn.model) is nn.Sequential, names  # the Learner's own module after fit, not the compiled one
+
+def test_compile_cb_keeps_compiled_model_and_restores_after_error():
+    ccb, seen = CompileCB(), []
+    class Boom(Callback):
+        def after_batch(self, learn):
+            seen.append(type(learn.model).__name__)
+            if len(seen) == 2: raise RuntimeError('boom')
+    set_seed(1)
+    learn = Learner(get_resnet(nfs=(8, 16)), _images(), F.cross_entropy, lr=1e-2, opt_func=torch.optim.AdamW, cbs=[TrainCB(), ccb])
+    with pytest.raises(RuntimeError, match='boom'): learn.fit(1, cbs=Boom())
+    assert seen == ['OptimizedModule']*2 and type(learn.model) is nn.Sequential and ccb.model is None
+    compiled = ccb.compiled
+    learn.fit(1)
+    assert ccb.compiled is compiled  # the same module: compiled once, reused by the next fit
+    learn.model = get_resnet(nfs=(8, 16))
+    learn.fit(1, reset_opt=True)
+    assert ccb.compiled is not compiled and ccb.compiled._orig_mod is learn.model  # a new module is compiled anew
+
+def test_compile_with_hooks_runs_them_eagerly():
+    "ActivationStats' hooks need Python between the layers: CompileCB warns and those passes run eagerly, with eager's statistics"
+    hooked = lambda m: isinstance(m, nn.BatchNorm2d)
+    st_eager = ActivationStats(hooked)
+    _fast_fit(TrainCB(), st_eager, n_epochs=1)
+    st = ActivationStats(hooked)
+    with pytest.warns(UserWarning, match='CompileCB: hooks on') as ws: _fast_fit(TrainCB(), st, CompileCB(), n_epochs=1)
+    assert len([w for w in ws if 'CompileCB' in str(w.message)]) == 1  # once per fit
+    assert len(st.hooks) == len(st_eager.hooks) > 0
+    for a, b in zip(st.hooks, st_eager.hooks): assert [float(v) for v in a.stats[0]] == [float(v) for v in b.stats[0]]
+    rec, learn = _fast_fit(TrainCB(), CompileCB(), n_epochs=1)  # hooks removed after their fit: compiled again, no warning
+    assert type(learn.model) is nn.Sequential
+
+def test_compile_and_channels_last_with_mixed_precision():
+    eager, _ = _fast_fit(MixedPrecision(), n_epochs=1)
+    rec, _ = _fast_fit(MixedPrecision(), ChannelsLastCB(), CompileCB(), n_epochs=1)
+    # bf16 keeps 8 bits of mantissa: the same steps, rounded differently
+    for a, b in zip(eager.train + eager.valid, rec.train + rec.valid): assert math.isclose(a, b, rel_tol=3e-2), (a, b)
+
+def test_compiled_model_checkpoints_plain_weights(tmp_path):
+    "A checkpoint written during a compiled, channels-last fit holds plain weights that load into a plain model"
+    rec, learn = _fast_fit(TrainCB(), ChannelsLastCB(), CompileCB(), MetricsCB(), CheckpointCB(tmp_path))
+    ck = read_checkpoint(tmp_path/'last.pt')
+    assert not any('_orig_mod' in k for k in ck['model']), list(ck['model'])[:3]
+    plain = get_resnet(nfs=(8, 16))
+    plain.load_state_dict(ck['model'])
+    x = _images()[1][0][0]
+    learn.model.eval(); plain.eval()
+    with torch.no_grad(): assert torch.allclose(plain(x), learn.model(x), atol=1e-5)
+    other = Learner(get_resnet(nfs=(8, 16)), _images(), F.cross_entropy, lr=1e-2, opt_func=torch.optim.AdamW,
+                    cbs=[TrainCB(), CompileCB()])
+    load_checkpoint(other, tmp_path/'last.pt')
+    assert all(torch.equal(a, b) for a, b in zip(other.model.state_dict().values(), plain.state_dict().values()))

@@ -52,3 +52,30 @@ def test_files_runner_computes_what_memory_does():
     # same weights, same images (PNG is lossless) in the same order; only the validation batch size differs
     assert abs(files['valid_loss'] - mem['valid_loss']) < 1e-4, (files['valid_loss'], mem['valid_loss'])
     assert files['accuracy'] == mem['accuracy'] > 0.3
+
+def test_fast_runner_computes_what_raw_does():
+    "miniai-fast (lesson 14's fast path; for the small CNN channels-last and fused AdamW) trains what raw trains, up to rounding"
+    raw, fast = run_bench('raw'), run_bench('miniai-fast')
+    assert fast['runner'] == 'miniai-fast' and fast['fast'] == ['channels_last', 'fused'] and 'warmup_s' not in fast
+    assert abs(raw['valid_loss'] - fast['valid_loss']) < 1e-3, (raw['valid_loss'], fast['valid_loss'])
+    assert abs(raw['accuracy'] - fast['accuracy']) < 0.01
+    # the FLOP count of a training step is the model's, whatever the runner; the matmul reference is measured in each run
+    assert raw['train_gflop_per_img'] == fast['train_gflop_per_img'] > 0 and fast['matmul_gflops'] > 1
+
+def test_gpu_check_dry_run_and_report(tmp_path):
+    "bench/gpu_check.py's checks pass on the CPU with small sizes, and bench.py report reads what it wrote"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND='agg')
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'gpu_check.py'), '--dry-run', '--out', str(tmp_path)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    checks = [json.loads(l) for l in (tmp_path/'gpu-check.jsonl').read_text().splitlines()]
+    assert [c['check'] for c in checks] == ['device', 'fp16', 'accelerate', 'checkpoint'], checks
+    assert all(c['ok'] and c['dry_run'] for c in checks), checks
+    runs = [json.loads(l) for l in (tmp_path/'gpu-dry-run.jsonl').read_text().splitlines()]
+    assert {x['runner'] for x in runs} == {'raw', 'miniai', 'miniai-fast'} and all(x['device'] == 'cpu' for x in runs)
+    dest = tmp_path/'RESULTS.md'
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench.py'), 'report', *map(str, sorted(tmp_path.glob('*.jsonl'))),
+                        '--dest', str(dest), '--notes', str(tmp_path/'none.md')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = dest.read_text()
+    assert '## GPU checks' in text and '| fp16 | passed |' in text and '| gpu-dry-run | miniai-fast |' in text, text

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b'\x89PNG\r\n\x1a\n'
-OPTIONS = ['--epochs', '--bs', '--lr', '--small', '--out', '--device']
+OPTIONS = ['--epochs', '--bs', '--lr', '--small', '--out', '--device', '--eager']
 
 def _env(): return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), MPLBACKEND='agg')
 
@@ -69,3 +69,20 @@ def test_help_every_way_to_start(tmp_path, how):
     assert r.stdout.startswith('usage: miniai-train') and 'Train the lesson CNN on Fashion-MNIST' in r.stdout, r.stdout
     assert all(o in r.stdout for o in OPTIONS), r.stdout
     assert not any(tmp_path.iterdir()), 'help writes nothing'
+
+def test_fast_path_is_the_default_and_eager_one_flag_away(tmp_path, capsys):
+    "By default the CNN trains channels-last with fused AdamW (lesson 14); --eager gives plain training; both learn alike"
+    import torch
+    from miniai.cli import parse_args, train
+    assert parse_args([]).eager is False and parse_args(['--eager']).eager is True
+    res = {}
+    for eager in (False, True):
+        torch.manual_seed(0)
+        learn, acc = train(epochs=1, small=True, out=tmp_path/str(eager), device='cpu', eager=eager)
+        w = learn.model[1][0].weight  # 16x8x3x3: the first conv (one input channel) is contiguous in both layouts
+        assert w.is_contiguous(memory_format=torch.channels_last) is (not eager) and w.ndim == 4
+        assert learn.opt.defaults['fused'] is (None if eager else True)
+        res[eager] = acc
+    out = capsys.readouterr().out
+    assert 'fast path (channels-last, fused AdamW; --eager turns it off)' in out and ', eager\n' in out, out
+    assert abs(res[False] - res[True]) < 0.03, res  # the same training up to float rounding: a small drift in accuracy at most

@@ -1,0 +1,118 @@
+"""Fashion-MNIST speedrun: test accuracy of at least 0.930 in as little wall time as possible, from process start.
+
+    python bench/speedrun.py --seeds 0,1,2,3,4          # appends one JSON line per seed to bench/results/speedrun.json
+
+NOT YET RUN: written in the session that built lesson 14's fast path, which ran out of quiet CPU time before it
+could run it. Its defaults (widths 24/48/96, 4 epochs, batch 512) follow the issue's probes of a similar network
+(one conv per stage there, two here): a starting point, not a measured result.
+
+Each seed is a fresh process (the clock starts when Python starts it, imports included: `time_s` is wall time from
+the process's start to its final accuracy). The recipe, all of it in this file, in plain PyTorch on miniai's data:
+
+- data: the four IDX files read by `miniai.data.load_fmnist` into memory, normalised once; batches by indexing;
+- model: conv-BatchNorm-ReLU blocks, max pooling after each stage, global max pool, a linear head; widths `--widths`;
+  channels-last layout (lesson 14: the faster layout for convolutions on this CPU);
+- training: AdamW with `fused=True`, torch's `OneCycleLR`, label smoothing, random horizontal flips of half of each
+  batch, batch size `--bs`, `--epochs` epochs;
+- evaluation: test-time augmentation, the average of the predicted probabilities for each image and its mirror image.
+"""
+from __future__ import annotations
+import time
+T0 = time.perf_counter()  # as early as possible: the clock of the run
+import argparse, json, os, subprocess, sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE/'results'/'speedrun.json'
+
+
+def model(widths, torch, nn):
+    "conv-BN-ReLU blocks: a stem at widths[0], then per width two convs and a 2x2 max pool; global max pool, linear head"
+    def cbr(ni, nf): return [nn.Conv2d(ni, nf, 3, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(inplace=True)]
+    layers, ni = cbr(1, widths[0]), widths[0]
+    for nf in widths:
+        layers += cbr(ni, nf) + cbr(nf, nf) + [nn.MaxPool2d(2)]
+        ni = nf
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(ni, 10))
+
+
+def run(a):
+    "One seed, in this process: train, evaluate with flip TTA, return the record"
+    import torch, torch.nn.functional as F
+    from torch import nn
+    from miniai.data import load_fmnist
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    fm = load_fmnist(small=False)
+    prep = lambda x: x.float().div_(255)[:, None]
+    xt, xv = prep(fm.x_train), prep(fm.x_test)
+    mean, std = xt.mean(), xt.std()
+    xt, xv = ((x - mean)/std for x in (xt, xv))
+    yt, yv = fm.y_train, fm.y_test
+    cl = torch.channels_last
+    xt, xv = xt.contiguous(memory_format=cl), xv.contiguous(memory_format=cl)
+    m = model([int(w) for w in a.widths.split(',')], torch, nn).to(memory_format=cl)
+    n, bs = len(xt), a.bs
+    steps = a.epochs * (n // bs)
+    opt = torch.optim.AdamW(m.parameters(), lr=a.lr, weight_decay=a.wd, fused=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps, pct_start=a.warmup)
+    t_train = time.perf_counter()
+    for epoch in range(a.epochs):
+        m.train()
+        idx = torch.randperm(n)
+        for i in range(n // bs):  # the last partial batch is dropped: every step has full BatchNorm statistics
+            b = idx[i*bs:(i+1)*bs]
+            xb, yb = xt[b], yt[b]
+            flip = torch.rand(bs) < 0.5
+            xb[flip] = xb[flip].flip(-1)
+            loss = F.cross_entropy(m(xb), yb, label_smoothing=a.smooth)
+            loss.backward()
+            opt.step(); opt.zero_grad(set_to_none=True); sched.step()
+    t_eval = time.perf_counter()
+    m.eval()
+    with torch.no_grad():
+        probs = torch.cat([m(xv[i:i+1000]).softmax(1) + m(xv[i:i+1000].flip(-1)).softmax(1) for i in range(0, len(xv), 1000)])
+        plain = torch.cat([m(xv[i:i+1000]) for i in range(0, len(xv), 1000)])
+    acc = (probs.argmax(1) == yv).float().mean().item()
+    return dict(seed=a.seed, accuracy=acc, accuracy_no_tta=(plain.argmax(1) == yv).float().mean().item(),
+                time_s=time.perf_counter() - T0, train_s=t_eval - t_train, setup_s=t_train - T0,
+                recipe=dict(widths=a.widths, epochs=a.epochs, bs=a.bs, lr=a.lr, wd=a.wd, smooth=a.smooth, warmup=a.warmup),
+                n_params=sum(p.numel() for p in m.parameters()), torch=torch.__version__, threads=a.threads)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--seeds', default=None, help='comma-separated: run each seed in a fresh process and record them')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--widths', default='24,48,96')
+    p.add_argument('--epochs', type=int, default=4)
+    p.add_argument('--bs', type=int, default=512)
+    p.add_argument('--lr', type=float, default=4e-3)
+    p.add_argument('--wd', type=float, default=5e-2)
+    p.add_argument('--smooth', type=float, default=0.1)
+    p.add_argument('--warmup', type=float, default=0.25, help="OneCycleLR's pct_start")
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--out', type=Path, default=OUT)
+    a = p.parse_args(argv)
+    if a.seeds is None:
+        print(json.dumps(run(a)), flush=True)
+        return
+    rows = json.loads(a.out.read_text()) if a.out.exists() else []
+    args = [x for x in (argv if argv is not None else sys.argv[1:]) if not x.startswith('--seeds') and x != a.seeds]
+    stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    for s in a.seeds.split(','):
+        env = {**os.environ, 'PYTHONPATH': str(ROOT),
+               'GLIBC_TUNABLES': 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736'}
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, __file__, *args, '--seed', s], capture_output=True, text=True, env=env)
+        if r.returncode: raise SystemExit(r.stderr[-3000:])
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res.update(session=stamp, wall_from_launch_s=time.perf_counter() - t)
+        print(json.dumps(res), flush=True)
+        rows.append(res)
+        a.out.parent.mkdir(exist_ok=True)
+        a.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == '__main__': main()
