@@ -2,7 +2,7 @@
 
     python bench/speedrun.py --seeds 0,1,2,3,4          # appends one JSON line per seed to bench/results/speedrun.json
 
-Run once so far (2026-11-27, seed 0, the defaults below, 2 cores under a CPU lock): 0.9278 test accuracy
+Probed twice so far (2026-11-27, seed 0, the defaults below, 2 cores under a CPU lock): 0.9278 test accuracy
 (0.9258 without TTA) in 255 s from process start: short of 0.930. With --epochs 5, seed 0: 0.9305 (0.9298 without TTA)
 in 290 s: one seed over the target; five seeds not yet run. Defaults (widths 24/48/96, 4 epochs, batch 512)
 follow the issue's probes of a similar network (one conv per stage there, two here).
