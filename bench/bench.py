@@ -93,10 +93,13 @@ def cmd_run(a):
     runners = a.runners.split(',')
     if 'raw' not in runners and not a.aug and not a.no_raw: runners = ['raw'] + runners
     a.device = getattr(a, 'device', 'cpu')
-    tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-files' if any(r.startswith('files') for r in runners) else '') + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
+    tag = a.tag or f'{a.model}-{a.epochs}ep' + ('-files' if any(r.startswith('files') for r in runners) else '') + (f"-nfs{a.nfs.split(',')[-1]}" if a.nfs else '') + (f"-w{a.widths.split(',')[-1]}" if a.model == 'vgg' else '') + ('-aug' if a.aug else '') + (f'-erase{a.erase:g}' if a.erase else '') + ('-small' if a.small else '')
     args = ['--model', a.model, '--epochs', str(a.epochs), '--threads', str(a.threads)] + (['--small'] if a.small else []) + (['--aug'] if a.aug else [])
     if a.nfs: args += ['--nfs', a.nfs]
     if a.erase: args += ['--erase', str(a.erase)]
+    if a.model == 'vgg': args += ['--widths', a.widths]
+    if a.smooth: args += ['--smooth', str(a.smooth)]
+    if a.wd != 0.01: args += ['--wd', str(a.wd)]
     if a.device != 'cpu': args += ['--device', a.device]
     RESULTS.mkdir(exist_ok=True)
     dest = Path(a.out) if a.out else RESULTS/f'{tag}.jsonl'
@@ -353,7 +356,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='interleaved rounds of the runners; appends their JSON lines to bench/results/TAG.jsonl')
-    r.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn')
+    r.add_argument('--model', choices=['cnn', 'resnet', 'linear', 'vgg'], default='cnn')
     r.add_argument('--runners', default='raw,miniai,miniai-hf',
                    help='comma-separated; raw is always included (unless --no-raw); files: lesson 15 from PNG files (files:w1 with 1 worker process); miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
     r.add_argument('--rounds', type=int, default=5)
@@ -365,6 +368,9 @@ def main(argv=None):
     r.add_argument('--aug', action='store_true', help="lesson 13's augmentation and TTA (give --runners miniai)")
     r.add_argument('--erase', type=float, default=0., help="with --aug: lesson 13's random erasing too (rectangle size, e.g. 0.2)")
     r.add_argument('--nfs', default=None, help="resnet: get_resnet's channels, e.g. 16,32,64,128,256,512 (tagged -nfsLAST)")
+    r.add_argument('--widths', default='24,48,96', help="vgg: the speedrun network's stage widths (tagged -wLAST)")
+    r.add_argument('--smooth', type=float, default=0., help='label smoothing (miniai runners)')
+    r.add_argument('--wd', type=float, default=0.01, help="AdamW's weight decay")
     r.add_argument('--tag', default=None, help='the name of this set of runs (default: MODEL-Nep)')
     r.add_argument('--out', default=None, help='the JSON-lines file to append to (default: bench/results/TAG.jsonl)')
     r.add_argument('--retries', type=int, default=2, help='repeat a disturbed run at most this many times')

@@ -28,18 +28,19 @@ import argparse, json, os, platform, resource, sys, time
 from functools import partial
 from pathlib import Path
 
-MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2)
+MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2, vgg=4e-3)
 # The fastest configuration per model, from lesson 14's measurements: compiling pays on the ResNet (BatchNorm and
 # activations fuse into few passes), not on the small CNN, where channels-last does more
-FAST = dict(cnn='channels_last,fused', resnet='compile,fused', linear='fused')
+FAST = dict(cnn='channels_last,fused', resnet='compile,fused', linear='fused', vgg='channels_last,compile,fused')
 FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision (for GPUs: on this CPU bf16 is slower)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('runner', choices=['raw', 'miniai', 'miniai-fast', 'miniai-hf', 'files', 'fastai', 'lightning'])
-    p.add_argument('--model', choices=['cnn', 'resnet', 'linear'], default='cnn',
-                   help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead")
+    p.add_argument('--model', choices=['cnn', 'resnet', 'linear', 'vgg'], default='cnn',
+                   help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead; "
+                        "vgg: the speedrun's network (bench/speedrun.py), widths from --widths")
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--bs', type=int, default=256)
     p.add_argument('--lr', type=float, default=None, help='the one-cycle peak learning rate (default: per model)')
@@ -48,9 +49,12 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu', help="where to train: cpu, cuda, ... (raw puts the data there; the Learner moves each batch)")
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST (quick mode)')
     p.add_argument('--aug', action='store_true',
-                   help="miniai only: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
+                   help="miniai and miniai-fast: lesson 13's `augment_cb()` on training batches, and test-time augmentation (flip) at the end")
     p.add_argument('--erase', type=float, default=0., help="with --aug: also lesson 13's random erasing, rectangles of this fraction of the height and width")
     p.add_argument('--nfs', default=None, help="resnet only: get_resnet's channels, comma-separated (default 8,16,32,64,128,256)")
+    p.add_argument('--widths', default='24,48,96', help="vgg only: the channels of its three stages")
+    p.add_argument('--smooth', type=float, default=0., help="label smoothing of the loss (miniai runners)")
+    p.add_argument('--wd', type=float, default=0.01, help="AdamW's weight decay (0.01: torch's default)")
     p.add_argument('--workers', type=int, default=0, help="files only: `to_dls`'s num_workers (processes that read the images)")
     p.add_argument('--fast', default=None, help=f"miniai-fast only: comma-separated, from {','.join(FAST_OPTS)} (default per model: {FAST})")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
@@ -59,7 +63,8 @@ def parse_args(argv=None):
     p.add_argument('--plot-dir', type=Path, default=None, help="where ProgressCB saves its loss plot (default: a temp dir)")
     a = p.parse_args(argv)
     if a.lr is None: a.lr = MAX_LR[a.model]
-    if a.aug and a.runner != 'miniai': p.error('--aug: only with the miniai runner')
+    if a.aug and a.runner not in ('miniai', 'miniai-fast'): p.error('--aug: only with the miniai and miniai-fast runners')
+    if a.smooth and not a.runner.startswith('miniai'): p.error('--smooth: only with the miniai runners')
     if a.erase and not a.aug: p.error('--erase: only with --aug')
     if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
     if a.workers and a.runner != 'files': p.error('--workers: only with the files runner')
@@ -106,11 +111,14 @@ class Window:
                     page_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.flt)
 
 
-def get_model(name, nfs=None):
-    "The benchmarked model: the small lesson CNN (lesson 10's `get_model`) or the lesson ResNet (lesson 12), with `nfs` channels if given"
+def get_model(name, nfs=None, widths='24,48,96'):
+    "The benchmarked model: the small lesson CNN (lesson 10's `get_model`), the lesson ResNet (lesson 12) with `nfs` channels if given, or the speedrun's network"
     import torch
     from torch import nn
     if name == 'linear': return nn.Sequential(nn.Flatten(), nn.Linear(28*28, 10))
+    if name == 'vgg':
+        from speedrun import model as vgg  # this folder is on sys.path when bench/run.py runs
+        return vgg([int(w) for w in widths.split(',')], torch, nn)
     if name == 'cnn':
         from miniai.init import get_model as cnn
         return cnn()
@@ -140,7 +148,7 @@ def run_raw(a, model, g, res):
     xt, yt, xv, yv = [t.to(a.device) for t in load_tensors(a.small)]
     n, bs = len(xt), a.bs
     nb = (n + bs - 1) // bs
-    opt = optim.AdamW(model.parameters(), lr=a.lr)
+    opt = optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.epochs*nb)
     res['n_train'], res['n_valid'] = n, len(xv)
     for epoch in range(a.epochs):
@@ -236,7 +244,8 @@ def run_miniai(a, model, g, res):
     if a.aug:
         from miniai.augment import augment_cb
         cbs.append(augment_cb(erase=a.erase))
-    opt_func = partial(optim.AdamW, fused=True) if 'fused' in a.fast else optim.AdamW
+    opt_func = partial(optim.AdamW, weight_decay=a.wd, fused='fused' in a.fast or None)
+    loss_func = partial(F.cross_entropy, label_smoothing=a.smooth) if a.smooth else F.cross_entropy
     learner = TrainLearner
     if a.fast:
         from miniai.accel import ChannelsLastCB, CompileCB, MixedPrecision
@@ -246,7 +255,7 @@ def run_miniai(a, model, g, res):
                             if o in a.fast]
         cbs += fast_cbs()
         if 'compile' in a.fast: res['warmup_s'] = warm_up(model, dls, [DeviceCB(a.device), *fast_cbs()], opt_func, learner, a)
-    learn = learner(model, dls, F.cross_entropy, lr=a.lr, cbs=cbs, opt_func=opt_func)
+    learn = learner(model, dls, loss_func, lr=a.lr, cbs=cbs, opt_func=opt_func)
     learn.fit(a.epochs, cbs=_timer_cbs(res))
     if a.aug: res['tta'] = tta(learn)
 
@@ -313,6 +322,7 @@ def new_result(a, model):
     if fast and fast != FAST[a.model].split(','): runner += '-' + '+'.join(fast)  # a configuration other than the default
     return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
+                widths=a.widths if a.model == 'vgg' else None, smooth=getattr(a, 'smooth', 0.), wd=getattr(a, 'wd', 0.01),
                 workers=getattr(a, 'workers', 0), fast=getattr(a, 'fast', []), device=str(getattr(a, 'device', 'cpu')),
                 n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
 
@@ -341,7 +351,7 @@ def main(argv=None):
     import torch
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = get_model(a.model, a.nfs)
+    model = get_model(a.model, a.nfs, a.widths)
     import copy
     a.model_copy = copy.deepcopy(model)  # for counting FLOPs at the end, away from the timed epochs
     g = torch.Generator().manual_seed(a.seed)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-def run_bench(runner):
+def run_bench(runner, *args, script='run.py'):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), MPLBACKEND='agg')
-    r = subprocess.run([sys.executable, str(ROOT/'bench'/'run.py'), runner, '--small'], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/script), *([runner] if runner else []), '--small', *args], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -61,6 +61,20 @@ def test_fast_runner_computes_what_raw_does():
     assert abs(raw['accuracy'] - fast['accuracy']) < 0.01
     # the FLOP count of a training step is the model's, whatever the runner; the matmul reference is measured in each run
     assert raw['train_gflop_per_img'] == fast['train_gflop_per_img'] > 0 and fast['matmul_gflops'] > 1
+
+def test_speedrun_network_in_the_learner_computes_what_raw_does():
+    "`--model vgg` (the speedrun's network) with `--wd`: the Learner and the loop train it alike, eagerly"
+    raw, learn = run_bench('raw', '--model', 'vgg', '--wd', '0.05'), run_bench('miniai', '--model', 'vgg', '--wd', '0.05')
+    assert raw['n_params'] == learn['n_params'] == 167794 and raw['widths'] == '24,48,96' and raw['wd'] == 0.05
+    assert abs(raw['valid_loss'] - learn['valid_loss']) < 1e-4, (raw['valid_loss'], learn['valid_loss'])
+    assert raw['accuracy'] == learn['accuracy'] > 0.5
+
+def test_speedrun_runs_its_recipe():
+    "bench/speedrun.py on the 10% subset, one epoch, eagerly: one JSON record with the recipe it ran and an accuracy"
+    res = run_bench(None, '--epochs', '1', '--no-compile', '--seed', '3', script='speedrun.py')
+    assert res['seed'] == 3 and res['small'] and res['recipe']['epochs'] == 1 and res['recipe']['compile'] is False
+    assert res['n_params'] == 167794 and 0.6 < res['accuracy'] <= 1 and 0.6 < res['accuracy_no_tta'] <= 1
+    assert 0 < res['train_s'] < res['time_s']
 
 def test_gpu_check_dry_run_and_report(tmp_path):
     "bench/gpu_check.py's checks pass on the CPU with small sizes, and bench.py report reads what it wrote"
