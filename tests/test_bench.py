@@ -64,10 +64,13 @@ def test_fast_runner_computes_what_raw_does():
 
 def test_speedrun_network_in_the_learner_computes_what_raw_does():
     "`--model vgg` (the speedrun's network) with `--wd`: the Learner and the loop train it alike, eagerly"
-    raw, learn = run_bench('raw', '--model', 'vgg', '--wd', '0.05'), run_bench('miniai', '--model', 'vgg', '--wd', '0.05')
+    # three epochs: after one epoch of the 10% subset (23 steps at the peak learning rate 4e-3) it validated at 0.199,
+    # raw and Learner alike, while training batches were 64% right; after three epochs 0.862
+    args = ('--model', 'vgg', '--wd', '0.05', '--epochs', '3')
+    raw, learn = run_bench('raw', *args), run_bench('miniai', *args)
     assert raw['n_params'] == learn['n_params'] == 167794 and raw['widths'] == '24,48,96' and raw['wd'] == 0.05
     assert abs(raw['valid_loss'] - learn['valid_loss']) < 1e-4, (raw['valid_loss'], learn['valid_loss'])
-    assert raw['accuracy'] == learn['accuracy'] > 0.5
+    assert raw['accuracy'] == learn['accuracy'] > 0.8
 
 def test_speedrun_runs_its_recipe():
     "bench/speedrun.py on the 10% subset, one epoch, eagerly: one JSON record with the recipe it ran and an accuracy"
