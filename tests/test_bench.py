@@ -73,10 +73,11 @@ def test_speedrun_network_in_the_learner_computes_what_raw_does():
     assert raw['accuracy'] == learn['accuracy'] > 0.8
 
 def test_speedrun_runs_its_recipe():
-    "bench/speedrun.py on the 10% subset, one epoch, eagerly: one JSON record with the recipe it ran and an accuracy"
-    res = run_bench(None, '--epochs', '1', '--no-compile', '--seed', '3', script='speedrun.py')
-    assert res['seed'] == 3 and res['small'] and res['recipe']['epochs'] == 1 and res['recipe']['compile'] is False
-    assert res['n_params'] == 167794 and 0.6 < res['accuracy'] <= 1 and 0.6 < res['accuracy_no_tta'] <= 1
+    "bench/speedrun.py on the 10% subset, three epochs, eagerly: one JSON record with the recipe it ran and an accuracy"
+    # three epochs: after one (23 steps) the accuracy still depends much on the seed (0.57 and 0.70 seen)
+    res = run_bench(None, '--epochs', '3', '--no-compile', '--seed', '3', script='speedrun.py')
+    assert res['seed'] == 3 and res['small'] and res['recipe']['epochs'] == 3 and res['recipe']['compile'] is False
+    assert res['n_params'] == 167794 and 0.75 < res['accuracy'] <= 1 and 0.75 < res['accuracy_no_tta'] <= 1
     assert 0 < res['train_s'] < res['time_s']
 
 def test_gpu_check_dry_run_and_report(tmp_path):
