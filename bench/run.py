@@ -68,6 +68,7 @@ def parse_args(argv=None):
     if a.smooth and not a.runner.startswith('miniai'): p.error('--smooth: only with the miniai runners')
     if a.erase and not a.aug: p.error('--erase: only with --aug')
     if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
+    if a.widths != p.get_default('widths') and a.model != 'vgg': p.error('--widths: only with --model vgg')
     if a.workers and a.runner != 'files': p.error('--workers: only with the files runner')
     if a.workers < 0: p.error(f'--workers must be 0 or more, got {a.workers}')
     if a.fast and a.runner != 'miniai-fast': p.error('--fast: only with the miniai-fast runner')
