@@ -9,7 +9,8 @@ then batch 256, then compiled; then 3 epochs, which missed: at batch 128 a media
 are kept in results/speedrun.json; lesson 14c tells the story.
 
 Each seed is a fresh process: `wall_from_launch_s` is the wall time from launching it to its final accuracy, Python's
-start and the imports included (the figure reported); `time_s`, counted from this file's first line, is about 1 s less. The recipe, all of it in this file, in plain PyTorch on miniai's data:
+start and the imports included (the figure reported); `time_s`, counted from this file's first line, is about 1 s less.
+The recipe, all of it in this file, in plain PyTorch on miniai's data:
 
 - data: the four IDX files read by `miniai.data.load_fmnist` into memory, normalised once; batches by indexing;
 - model: conv-BatchNorm-ReLU blocks, max pooling after each stage, global max pool, a linear head; widths `--widths`;
@@ -107,6 +108,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.seeds is not None and a.small:
+        raise SystemExit('--seeds records speedrun results; --small runs the 10% subset, which is not one: use --seed N --small')
     if a.seeds is None:
         print(json.dumps(run(a)), flush=True)
         return
