@@ -4,14 +4,12 @@
 
 # %% ../nbs/13_augment.ipynb #5ab25d5f
 from __future__ import annotations
-import copy
-from contextlib import contextmanager
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.distributions import Beta
 from fastcore.basics import listify
-from .learner import Callback, CancelFitException, to_cpu
+from .learner import Callback, CancelFitException, restoring, to_cpu
 from .init import BatchTransformCB
 from .datasets import show_images
 
@@ -75,17 +73,6 @@ class AugmentCB(Callback):
         learn.batch = (xb, *rest)
 
 # %% ../nbs/13_augment.ipynb #6be18b4f
-@contextmanager
-def _preserving(learn):
-    "Restore `learn`'s optimizer (object and state) and every module's training flag on exit."
-    opt, modes = learn.opt, {m: m.training for m in learn.model.modules()}
-    state = copy.deepcopy(opt.state_dict()) if opt is not None and hasattr(opt, 'state_dict') else None
-    try: yield
-    finally:
-        learn.opt = opt
-        if state is not None: opt.load_state_dict(state)
-        for m, t in modes.items(): m.training = t
-
 class _KeepBatch(Callback):
     "Keep the first training batch as the model would get it, then stop the fit before the model runs."
     order = 10_000  # after every transform
@@ -102,7 +89,7 @@ def show_image_batch(learn, # the `Learner`; its callbacks (and `cbs`) transform
                     ):
     "Show the first `max_n` inputs of a training batch after the callbacks' transforms; the model and optimizer are untouched."
     keep = _KeepBatch()
-    with _preserving(learn): learn.fit(1, valid=False, cbs=[keep] + listify(cbs))
+    with restoring(learn): learn.fit(1, valid=False, cbs=[keep] + listify(cbs))
     xb = to_cpu(keep.batch[0][:max_n])
     show_images(xb, ncols=cols, imsize=imsize, **kwargs)
     return xb
@@ -198,7 +185,7 @@ def capture_preds(learn, # the `Learner`
                  ) -> tuple:
     "One validation pass: `(preds, targets)`, or `(inputs, preds, targets)` with `inps`; nothing is trained."
     cp = CapturePreds(inps)
-    with _preserving(learn): learn.fit(1, train=False, cbs=[cp] + listify(cbs))
+    with restoring(learn): learn.fit(1, train=False, cbs=[cp] + listify(cbs))
     return (cp.inputs, cp.preds, cp.targs) if inps else (cp.preds, cp.targs)
 
 # %% ../nbs/13_augment.ipynb #37606931

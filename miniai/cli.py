@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from .conv import conv, def_device, get_device
 from .data import FMNIST_CLASSES, DataNotFoundError
 from .datasets import fashion_dls
+from .training import pick_dl
 from .learner import Accuracy, Callback, DeviceCB, MetricsCB, ProgressCB, TrainLearner
 
 # %% auto #0
@@ -113,7 +114,7 @@ def train(epochs=5, # epochs to train
     learn.fit(epochs, cbs=ProgressCB(plot=True, fname=out/'loss.png'))
     acc = metrics.history[-1]['accuracy']
     print(f'trained in {time.perf_counter() - t:.0f}s; final validation accuracy: {acc:.4f}')
-    xb, yb = next(iter(dls.valid))
+    xb, yb = next(iter(pick_dl(dls, train=False)))
     save_predictions(learn.model, xb[:18], yb[:18], out/'predictions.png')
     print(f"wrote {out/'loss.png'} and {out/'predictions.png'}")
     return learn, acc

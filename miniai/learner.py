@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_learner.ipynb #f191478f
 from __future__ import annotations
-import copy, functools, importlib, math, warnings
+import copy, functools, math
+from contextlib import contextmanager
 from operator import attrgetter
 import torch
 from torch import optim
@@ -12,27 +13,23 @@ import torch.nn.functional as F
 from fastcore.basics import listify, patch
 from .conv import def_device, to_device, tree_map
 from .training import pick_dl
+from .checks import check_fit, short_lr_find_warning
+from .progress import ProgressCB, save_loss_plot
 
 # %% auto #0
 __all__ = ['Metric', 'Accuracy', 'FuncMetric', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
            'run_cbs', 'with_cbs', 'TrainCB', 'Learner', 'to_cpu', 'MetricsCB', 'DeviceCB', 'TrainLearner',
-           'MomentumLearner', 'SingleBatchCB', 'LRFinderCB', 'ProgressCB', 'save_loss_plot']
+           'MomentumLearner', 'SingleBatchCB', 'LRFinderCB', 'restoring', 'ProgressCB', 'save_loss_plot']
 
 # %% ../nbs/08_learner.ipynb #6e7d1b53
 class Metric:
     "A metric averaged over batches: `add` each batch, read `value`; subclasses define `calc`"
     def __init__(self): self.reset()
+    def reset(self): self.total, self.count, self.last = 0., 0, None
+    def calc(self, inps, targs): return inps  # the base class averages what it is given
 
-    def reset(self):
-        "Forget every batch added so far"
-        self.total, self.count, self.last = 0., 0, None
-
-    def add(self,
-            inp, # this batch's predictions (or the value itself, for a plain mean)
-            targ=None, # this batch's targets, if `calc` needs them
-            n=1 # the weight of this batch, usually its size
-           ):
-        "Compute this batch's value with `calc` and add it to the running sum with weight `n`"
+    def add(self, inp, targ=None, n=1):
+        "Add this batch's value, `calc(inp, targ)`, to the running sum with weight `n` (usually the batch size)"
         self.last = self.calc(inp, targ)
         self.total = self.total + self.last*n
         self.count += n
@@ -42,14 +39,8 @@ class Metric:
         "The weighted mean of all values added since `reset`, as a Python float"
         return float(self.total)/self.count if self.count else math.nan
 
-    def calc(self, inps, targs):
-        "One batch's value; the base class uses its input as it is"
-        return inps
-
-    # The protocol of torcheval and torchmetrics, so MetricsCB treats all metrics alike
-    def update(self, inp, targ=None):
-        "`add` a batch, weighted by its number of targets (or 1 when there are none)"
-        self.add(inp, targ, n=1 if targ is None else len(targ))
+    # the protocol of torcheval and torchmetrics, so that MetricsCB treats all metrics alike
+    def update(self, inp, targ=None): self.add(inp, targ, n=1 if targ is None else len(targ))
     def compute(self): return self.value
 
 # %% ../nbs/08_learner.ipynb #4ee50203
@@ -59,7 +50,6 @@ class Accuracy(Metric):
         if inps.ndim > targs.ndim: inps = inps.argmax(dim=1)
         return (inps == targs).float().mean()
 
-# %% ../nbs/08_learner.ipynb #e18f994f
 class FuncMetric(Metric):
     "A `Metric` whose value for a batch is `f(preds, targets)`, such as a plain accuracy function"
     def __init__(self, f): self.f = f; super().__init__()
@@ -72,27 +62,21 @@ class CancelEpochException(Exception):
     "Raised by a callback to skip the rest of the current epoch (training or validation pass)"
 class CancelBatchException(Exception):
     "Raised by a callback to skip the rest of the current batch"
+_CANCEL = dict(fit=CancelFitException, epoch=CancelEpochException, batch=CancelBatchException)  # each unit's exception
 
 class Callback:
     "Base class for callbacks: define methods named after events, each taking the `Learner`; lower `order` runs first"
     order = 0
 
-# %% ../nbs/08_learner.ipynb #238697a7
-def run_cbs(cbs, # callbacks
-            method_nm, # the event (method name) to run
-            learn=None # passed to each method
-           ):
+def run_cbs(cbs, method_nm, learn=None):
     "Call `method_nm(learn)` on every callback in `cbs` that has that method, lowest `order` first"
     for cb in sorted(cbs, key=attrgetter('order')):
         method = getattr(cb, method_nm, None)
         if method is not None: method(learn)
 
 # %% ../nbs/08_learner.ipynb #b0dde2ac
-_CANCEL = dict(fit=CancelFitException, epoch=CancelEpochException, batch=CancelBatchException)
-
-def with_cbs(nm # the unit of work: 'fit', 'epoch' or 'batch'
-            ):
-    "Decorator for a Learner method: run `before_{nm}`, the method, `after_{nm}`; always `cleanup_{nm}`"
+def with_cbs(nm):
+    "Decorator for a Learner method, for the unit `nm` (fit, epoch, batch): `before_{nm}`, the method, `after_{nm}`; always `cleanup_{nm}`"
     if nm not in _CANCEL: raise ValueError(f"with_cbs({nm!r}): the units are {', '.join(map(repr, _CANCEL))}")
     before, after, cleanup, cancel = f'before_{nm}', f'after_{nm}', f'cleanup_{nm}', _CANCEL[nm]
     def decorate(f):
@@ -117,84 +101,27 @@ class TrainCB(Callback):
     def step(self, learn): learn.opt.step()
     def zero_grad(self, learn): learn.opt.zero_grad()
 
-# %% ../nbs/08_learner.ipynb #3557b27a
-def _opt_params(opt):
-    "The parameters an optimizer updates (torch optimizers, or miniai's own with a `params` list)"
-    if hasattr(opt, 'param_groups'): return [p for g in opt.param_groups for p in g['params']]
-    return list(getattr(opt, 'params', []))
-
-def _setup_opt(learn, lr, reset_opt):
-    "Build `learn.opt` if needed (first fit, `reset_opt`, `opt` set to None, model replaced); set its learning rate to `lr`"
-    if learn.opt_func is None and learn.opt is None: return
-    ps = _opt_params(learn.opt) if learn.opt is not None else []
-    if reset_opt or learn.opt is None or not {id(p) for p in ps} <= {id(p) for p in learn.model.parameters()}:
-        learn.opt = learn.opt_func(learn.model.parameters(), lr)
-    elif hasattr(learn.opt, 'param_groups'):
-        for g in learn.opt.param_groups: g['lr'] = lr
-    elif hasattr(learn.opt, 'lr'): learn.opt.lr = lr
-
-# %% ../nbs/08_learner.ipynb #2008cf24
+# %% ../nbs/08_learner.ipynb #29bde8ca
 class Learner:
     "Train `model` on `dls` with `loss_func`; callbacks (or a subclass) supply the steps of a batch"
-    def __init__(self,
-                 model, # the `nn.Module` to train
-                 dls=(0,), # `DataLoaders` (with `.train` and `.valid`) or a (train, valid) pair
-                 loss_func=F.mse_loss, # called as `loss_func(preds, *targets)`
-                 lr=0.1, # the learning rate each `fit` starts with, unless `fit` is given one
-                 cbs=None, # callbacks used by every `fit`: one, or any iterable of them
-                 opt_func=optim.SGD, # builds the optimizer: `opt_func(params, lr)`
-                 checks=True # run the checks of `miniai.checks` at every `fit`
-                ):
+    def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD, checks=True):
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
         self.cbs, self.opt, self.checks = list(listify(cbs)), None, checks
-        self._sorted = self._handlers = None  # during fit: the sorted callbacks, and event name -> their methods
 
-    def callback(self, method_nm):
-        "Run event `method_nm` on the callbacks, lowest `order` first"
-        if self._handlers is None: return run_cbs(self.cbs, method_nm, self)
-        fs = self._handlers.get(method_nm)
-        if fs is None:
-            fs = self._handlers[method_nm] = [m for cb in self._sorted if (m := getattr(cb, method_nm, None)) is not None]
-        for f in fs: f(self)
-
-    def predict(self):   self.callback('predict')
-    def get_loss(self):  self.callback('get_loss')
-    def backward(self):  self.callback('backward')
-    def step(self):      self.callback('step')
-    def zero_grad(self): self.callback('zero_grad')
-
-    @property
-    def training(self): return self.model.training
-
-    def fit(self,
-            n_epochs=1, # number of epochs
-            train=True, # run the training pass of each epoch?
-            valid=True, # run the validation pass of each epoch?
-            cbs=None, # callbacks for this call only: removed when it returns or raises
-            lr=None, # learning rate for this call; default `self.lr`
-            reset_opt=False # build a new optimizer instead of continuing with the current one
-           ):
-        "Train for `n_epochs`, each a training pass and a validation pass, running the callbacks' events"
+    def fit(self, n_epochs=1, train=True, valid=True, cbs=None, lr=None, reset_opt=False):
+        "Train for `n_epochs`, each a training and a validation pass; `cbs` for this call only, `lr` for it (default `self.lr`)"
         cbs = list(listify(cbs))
-        if self.checks:
-            from miniai.checks import check_fit  # imported here, not at the top: miniai.checks imports this module
-            cbs += check_fit(self, n_epochs, train, valid, cbs, lr)
+        if self.checks: cbs += check_fit(self, n_epochs, train, valid, cbs, lr, reset_opt)
         self.cbs += cbs
-        outer, mode = (self._sorted, self._handlers), self.model.training  # a fit run inside a fit keeps its own lists
         try:
-            self._sorted, self._handlers = sorted(self.cbs, key=attrgetter('order')), {}
             self.n_epochs, self.epochs = n_epochs, range(n_epochs)
-            _setup_opt(self, self.lr if lr is None else lr, reset_opt)
+            lr = self.lr if lr is None else lr
+            if reset_opt or self.opt is None: self.opt = self.opt_func(self.model.parameters(), lr) if self.opt_func else None
+            else:
+                for g in self.opt.param_groups: g['lr'] = lr
             self._fit(train, valid)
-        except BaseException:
-            # an error or Ctrl-C may land between backward and zero_grad: never carry those gradients into the next fit,
-            # and leave the model in the train/eval mode it had before, not in that of the interrupted pass
-            self.model.zero_grad()
-            self.model.train(mode)
-            raise
         finally:
             for cb in cbs: self.cbs.remove(cb)
-            self._sorted, self._handlers = outer
 
     @with_cbs('fit')
     def _fit(self, train, valid):
@@ -222,6 +149,16 @@ class Learner:
             self.step(); self.callback('after_step')
             self.zero_grad()
 
+    def callback(self, method_nm): run_cbs(self.cbs, method_nm, self)
+
+    def __getattr__(self, name):
+        "A step of a batch that the class does not define (predict, get_loss, backward, step, zero_grad) runs the callbacks'"
+        if name in ('predict', 'get_loss', 'backward', 'step', 'zero_grad'): return functools.partial(self.callback, name)
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
+
+    @property
+    def training(self): return self.model.training
+
 # %% ../nbs/08_learner.ipynb #6027aa13
 def to_cpu(x):
     "Detach every tensor in `x` and copy it to the CPU, through dicts, lists and tuples; half precision becomes float32"
@@ -247,13 +184,11 @@ class MetricsCB(Callback):
 
     def before_fit(self, learn):
         learn.metrics = self
-        # the targets follow the model's inputs: n_inp of the callback that supplies `predict` (TrainCB), else 1
-        self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)
+        self.n_inp = next((cb.n_inp for cb in learn.cbs if hasattr(cb, 'predict') and hasattr(cb, 'n_inp')), 1)  # TrainCB's
 
     def before_epoch(self, learn):
         for m in self.metrics.values(): m.reset()
         self.loss_sum, self.n, self.device = 0., 0, None
-
     def after_batch(self, learn):
         preds, targs = learn.preds.detach(), learn.batch[self.n_inp]
         if preds.device != self.device: self._to(preds.device)
@@ -262,12 +197,8 @@ class MetricsCB(Callback):
         self.n += len(targs)
 
     def _to(self, device):
-        "Move the metrics' state to `device` (torcheval and torchmetrics metrics have `.to`)"
-        for k, m in self.metrics.items():
-            if hasattr(m, 'to'):
-                moved = m.to(device)
-                self.metrics[k] = m if moved is None else moved
-        self.device = device
+        "Move the metrics' state to `device` (torcheval and torchmetrics metrics have `.to`; it returns the metric)"
+        self.metrics, self.device = {k: m.to(device) if hasattr(m, 'to') else m for k, m in self.metrics.items()}, device
 
     def after_epoch(self, learn):
         if not self.n: return
@@ -281,20 +212,12 @@ class DeviceCB(Callback):
     "Put the model on `device` when `fit` starts and every batch on it before `predict`"
     def __init__(self, device=def_device): self.device = device
     def before_fit(self, learn):
-        # A one-number probe first: `to_device` says plainly when `device` does not exist on this machine (with the
-        # devices that do), where `model.to` would fail with PyTorch's bare error (an empty AssertionError for 'cuda').
-        to_device(torch.zeros(()), self.device)
+        to_device(torch.zeros(()), self.device)  # a probe: says which devices exist, if `device` does not
         if hasattr(learn.model, 'to'): learn.model.to(self.device)
     def before_batch(self, learn): learn.batch = to_device(learn.batch, device=self.device)
 
 # %% ../nbs/08_learner.ipynb #82dfbf5a
 _all_ = ['ProgressCB', 'save_loss_plot']
-_LATER = {'ProgressCB': 'miniai.progress', 'save_loss_plot': 'miniai.progress'}
-
-def __getattr__(name):
-    "A name defined in a later lesson's module (see `_LATER`), imported from there when first asked for"
-    if name in _LATER: return getattr(importlib.import_module(_LATER[name]), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 # %% ../nbs/08_learner.ipynb #e2cb7b60
 class TrainLearner(Learner):
@@ -308,10 +231,7 @@ class TrainLearner(Learner):
 # %% ../nbs/08_learner.ipynb #83508876
 class MomentumLearner(TrainLearner):
     "`TrainLearner` that keeps `mom` times the gradients instead of zeroing them: with plain SGD, SGD with momentum"
-    def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD,
-                 mom=0.85, # the fraction of the gradients kept for the next step
-                 checks=True # as for `Learner`
-                ):
+    def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD, mom=0.85, checks=True):
         self.mom = mom
         super().__init__(model, dls, loss_func, lr, cbs, opt_func, checks)
 
@@ -334,7 +254,6 @@ class LRFinderCB(Callback):
     def before_fit(self, learn):
         if not self.gamma > 1: raise ValueError(f'LRFinderCB: gamma={self.gamma!r} must be above 1, or the learning rate never grows')
         self.lrs, self.losses, self.min = [], [], math.inf
-
     def before_epoch(self, learn):
         if not learn.training: raise CancelEpochException()  # validation tells the finder nothing
 
@@ -345,22 +264,13 @@ class LRFinderCB(Callback):
         if not math.isfinite(loss) or loss > self.min*self.max_mult: raise CancelFitException()
         for g in learn.opt.param_groups: g['lr'] *= self.gamma
 
-    def after_fit(self, learn):
-        "Warn when the data ran out before the loss rose, with what to change"
-        n, lrs = len(self.lrs), self.lrs
-        if n < 2 or lrs[-1] >= 1: return
-        need = math.ceil(math.log(1/lrs[0])/math.log(self.gamma)) + 1  # batches from the first rate up to 1
-        warnings.warn(f'lr_find: the training data ran out after {n} batches ({learn.n_epochs} epochs), at a learning rate of '
-                      f'{lrs[-1]:.2g}, before the loss rose: the plot may show no minimum. Reaching 1 takes {need} batches: use '
-                      f'max_epochs={math.ceil(need*learn.n_epochs/n)}, or gamma={(1/lrs[0])**(1/(n-1)):.2g}, or a smaller batch size', stacklevel=2)
+    def after_fit(self, learn):  # only when the data ran out: a loss that rose ended the fit with CancelFitException
+        short_lr_find_warning(self.lrs, self.gamma, learn.n_epochs)
 
     def smoothed(self, beta=0.8):
         "The losses smoothed by an exponential moving average (with bias correction)"
-        avg, res = 0., []
-        for i, l in enumerate(self.losses, 1):
-            avg = beta*avg + (1-beta)*l
-            res.append(avg/(1 - beta**i))
-        return res
+        avg = 0.
+        return [(avg := beta*avg + (1-beta)*l)/(1 - beta**i) for i, l in enumerate(self.losses, 1)]
 
     @property
     def suggestion(self):
@@ -369,36 +279,39 @@ class LRFinderCB(Callback):
         return self.lrs[min(range(len(sm)), key=sm.__getitem__)]/10 if sm else math.nan
 
     def plot(self, ax=None):
-        "Loss against learning rate (log scale), smoothed, with the suggestion marked"
+        "Loss against learning rate (log scale), smoothed, with the suggestion marked; the loss axis ends at `max_mult` x the minimum"
         import matplotlib.pyplot as plt
-        if ax is None: ax = plt.subplots(figsize=(6, 4))[1]
-        ax.plot(self.lrs, self.losses, alpha=0.4, label='loss')
-        ax.plot(self.lrs, self.smoothed(), label='smoothed')
+        ax = ax or plt.subplots(figsize=(6, 4))[1]
+        ax.plot(self.lrs, self.losses, alpha=0.4, label='loss'); ax.plot(self.lrs, self.smoothed(), label='smoothed')
         ax.axvline(self.suggestion, color='k', linestyle=':', label=f'suggestion {self.suggestion:.2g}')
         ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss'); ax.legend()
-        finite = [l for l in self.losses if math.isfinite(l)]
-        if finite: ax.set_ylim(min(finite)*0.9, min(max(finite), self.min*self.max_mult)*1.05)
+        if math.isfinite(self.min): ax.set_ylim(self.min*0.9, self.min*self.max_mult*1.05)
         return ax
 
     def __repr__(self): return f'LRFinderCB(tried {len(self.lrs)} learning rates, suggestion={self.suggestion:.3g})'
 
 # %% ../nbs/08_learner.ipynb #4fbc40da
-@patch
-def lr_find(self:Learner,
-            gamma=1.3, # the learning rate is multiplied by this after every batch
-            max_mult=3, # stop when the loss exceeds this multiple of the lowest loss so far
-            start_lr=1e-5, # the first learning rate tried
-            max_epochs=10, # stop after this many epochs at the latest
-            plot=True # draw the loss against the learning rate
-           ):
-    "Run `LRFinderCB` on the training data from a fresh optimizer; the weights and the optimizer are restored after"
-    state, opt = copy.deepcopy(self.model.state_dict()), self.opt
-    finder = LRFinderCB(gamma=gamma, max_mult=max_mult)
-    self.opt = None  # a fresh optimizer that starts at `start_lr`
-    try: self.fit(max_epochs, valid=False, lr=start_lr, cbs=finder)
+@contextmanager
+def restoring(learn):
+    "Put back `learn`'s (a Learner's, or a bare model's) weights, buffers, gradients, modes and optimizer when the block ends"
+    model, opt = getattr(learn, 'model', learn), getattr(learn, 'opt', None)
+    weights, modes = copy.deepcopy(model.state_dict()), {m: m.training for m in model.modules()}
+    grads = [(p, None if p.grad is None else p.grad.clone()) for p in model.parameters()]
+    opt_state = None if opt is None else copy.deepcopy(opt.state_dict())
+    try: yield
     finally:
-        self.model.load_state_dict(state)
-        self.model.zero_grad()
-        self.opt = opt
+        model.load_state_dict(weights)
+        for m, mode in modes.items(): m.training = mode
+        for p, g in grads: p.grad = g
+        if opt is not None: opt.load_state_dict(opt_state)
+        if model is not learn: learn.opt = opt
+
+@patch
+def lr_find(self:Learner, gamma=1.3, max_mult=3, start_lr=1e-5, max_epochs=10, plot=True):
+    "`LRFinderCB(gamma, max_mult)` from `start_lr` for at most `max_epochs`, with a fresh optimizer; then the Learner is put back"
+    finder = LRFinderCB(gamma=gamma, max_mult=max_mult)
+    with restoring(self):
+        self.opt = None  # a fresh optimizer that starts at `start_lr`
+        self.fit(max_epochs, valid=False, lr=start_lr, cbs=finder)
     if plot: finder.plot()
     return finder

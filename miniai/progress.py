@@ -8,21 +8,25 @@ import sys, time
 from pathlib import Path
 import torch
 from fastprogress.fastprogress import NBMasterBar, ConsoleMasterBar
-from .learner import Callback, MetricsCB
 
 # %% auto #0
 __all__ = ['save_loss_plot', 'ProgressCB']
 
 # %% ../nbs/08d_progress.ipynb #8693636a
+def _plot_losses(ax, curves):
+    "Draw [(batch numbers, training losses), (batch numbers, validation losses)] on `ax`, leaving out an empty curve"
+    for (x, y), name in zip(curves, ('train', 'valid')):
+        if len(y): ax.plot(x, y, label=name, marker='o' if name == 'valid' else None)
+    ax.set_xlabel('batch'); ax.set_ylabel('loss')
+    if ax.lines: ax.legend(loc='upper right')
+
 def save_loss_plot(curves, # [(batch numbers, training losses), (batch numbers, validation losses)]
                    fname # the PNG file to write (its folder is created)
                   ):
     "Write the training and validation loss curves to the image file `fname`"
     from matplotlib.figure import Figure  # no pyplot: works with no display and leaves pyplot's state alone
     fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    for (x, y), name in zip(curves, ('train', 'valid')): ax.plot(x, y, label=name, marker='o' if name == 'valid' else None)
-    ax.set_xlabel('batch'); ax.set_ylabel('loss'); ax.legend(loc='upper right')
+    _plot_losses(fig.subplots(), curves)
     Path(fname).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(fname, dpi=80, bbox_inches='tight')
 
@@ -33,9 +37,9 @@ def _in_notebook():
     shell = ipy.get_ipython() if ipy is not None else None
     return type(shell).__name__ in ('ZMQInteractiveShell', 'CaptureShell') or 'google.colab' in sys.modules
 
-class ProgressCB(Callback):
+class ProgressCB:
     "Progress bars and the metrics table; `plot=True` plots the losses: live in a notebook, saved to `fname` in a terminal"
-    order = MetricsCB.order + 1
+    order = 1  # after MetricsCB (order 0): an epoch's metrics are computed before they are shown
     def __init__(self,
                  plot=False, # plot the training and validation losses?
                  fname=None, # save the plot here at the end of fit (default in a terminal: 'loss.png')
@@ -53,7 +57,7 @@ class ProgressCB(Callback):
         self.metrics = getattr(learn, 'metrics', None)
         if self.metrics not in learn.cbs: self.metrics = None
         if self.metrics is not None: self.metrics.log_fn, self._old_log = self._log, self.metrics.log_fn
-        self.first_row, self.pending, self.losses, self.val_losses = True, [], [], []
+        self.first_row, self.pending, self.losses, self.val_losses, self.fig = True, [], [], [], None
         self.t_comment = self.t_plot = time.perf_counter()
 
     def _log(self, row):
@@ -91,7 +95,15 @@ class ProgressCB(Callback):
         return [(range(1, len(self.losses)+1), self.losses), tuple(zip(*self.val_losses)) or ((), ())]
 
     def _draw(self):
-        self.mbar.update_graph(self._curves())
+        if self.fig is None:  # the first draw: a figure under the bars, replaced in place by the next draws
+            import matplotlib.pyplot as plt
+            from IPython.display import display
+            self.fig, self.ax = plt.subplots(figsize=(6, 4))
+            plt.close(self.fig)  # shown by `display` alone, not once more when the cell ends
+            self.shown = display(self.fig, display_id=True)
+        self.ax.clear()
+        _plot_losses(self.ax, self._curves())
+        self.shown.update(self.fig)
         self.t_plot = time.perf_counter()
 
     def cleanup_fit(self, learn):
@@ -99,10 +111,7 @@ class ProgressCB(Callback):
         self.started = False
         if self.metrics is not None: self.metrics.log_fn = self._old_log
         if not self.plot: return
-        if self.notebook:
-            self._draw()
-            import matplotlib.pyplot as plt
-            if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)  # shown already: not again below the cell
+        if self.notebook: self._draw()
         fname = self.fname or (None if self.notebook else 'loss.png')
         if fname is not None:
             save_loss_plot(self._curves(), fname)
