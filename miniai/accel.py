@@ -65,7 +65,7 @@ class MixedPrecision(TrainCB):
         use = self.enabled and (self.amp_dtype == torch.float16 if self.scaler is None else self.scaler)
         if self.grad_scaler is None or self._scaler_for != (self.device_type, use):  # else keep its scale from fit to fit
             self.grad_scaler, self._scaler_for = torch.amp.GradScaler(self.device_type, enabled=use), (self.device_type, use)
-        overridden = [nm for nm in ('backward', 'step') if getattr(type(learn), nm) is not getattr(Learner, nm)]
+        overridden = [nm for nm in ('backward', 'step') if hasattr(type(learn), nm)]
         if use and overridden:
             raise TypeError(f"MixedPrecision: {type(learn).__name__} defines {overridden[0]} itself, so the grad scaler "
                             "would be skipped and fp16 gradients could underflow. Use a plain Learner with MixedPrecision.")

@@ -10,7 +10,7 @@ from torch import nn, optim
 import torch.nn.functional as F
 from .training import pick_dl
 from .conv import conv
-from .learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB, Accuracy
+from .learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB, Accuracy, restoring
 from .activations import Hooks
 from .init import GeneralRelu, init_weights
 from .sched import ParamSchedCB, combine_scheds, one_cycle, sched_cos, torch_pct
@@ -136,11 +136,8 @@ def summary(model, # a `Learner` (its model and its first validation batch are u
         rows.append(dict(module=type(mod).__name__, input=inp[0].shape, output=outp.shape,
                          params=sum(p.numel() for p in mod.parameters()), mod=mod))
     def record_macs(hook, mod, inp, outp): macs[mod] = macs.get(mod, 0) + _n_macs(mod, inp, outp)
-    modes = {m: m.training for m in model.modules()}
-    try:
+    with restoring(model):  # weights, buffers and train/eval modes come back as they were
         model.eval()  # BatchNorm uses, and does not update, its running statistics
         with torch.no_grad(), Hooks(children, record_row), Hooks(list(model.modules()), record_macs): model(xb)
-    finally:
-        for m, t in modes.items(): m.training = t
     for r in rows: r['mflops'] = sum(macs.get(m, 0) for m in r.pop('mod').modules()) / 1e6
     return ModelSummary(rows, sum(p.numel() for p in model.parameters()))
