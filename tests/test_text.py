@@ -1,10 +1,8 @@
-"""miniai.text: bad input (files, loaders, vocabulary) and the batching properties, plus the data step script.
+"""miniai.text: bad input (files, loaders, vocabulary) and the batching properties.
 
 The notebook (nbs/16_text.ipynb) shows each piece working; these tests add what would bury the lesson: every
-fault named in issue 15, hypothesis-driven properties of the language-model stream and the samplers, and
-tools/get_data.sh run against fake apt-get/sudo/id programs (nothing is installed).
+fault named in issue 15, and hypothesis-driven properties of the language-model stream and the samplers.
 """
-import os, subprocess
 from pathlib import Path
 import pytest
 import torch
@@ -16,13 +14,6 @@ from miniai.text import (BOS, EOS, PAD, UNK, SPECIAL_TOKENS, Fortune, FortunesNo
                          read_text, stratified_split, tokenize)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    "A private miniai cache folder, so that tests never read or write the user's."
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    return tmp_path/'cache'/'miniai'
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
@@ -45,7 +36,7 @@ def test_utf8_text_is_read_exactly(tmp_path):
     assert read_text(tmp_path/'u8') == t
 
 
-def test_fortune_folder_faults(tmp_path, cache, monkeypatch):
+def test_fortune_folder_faults(tmp_path, private_cache, monkeypatch):
     monkeypatch.setenv('MINIAI_FORTUNES', '')
     monkeypatch.setattr('miniai.text.FORTUNES_DIR', tmp_path/'nowhere')
     with pytest.raises(FortunesNotFoundError, match='sudo apt-get install fortunes'): find_fortunes()
@@ -116,20 +107,20 @@ def test_stratified_split_properties(labels, pct, seed):
 
 # ---- tokens and vocabulary -----------------------------------------------------------------------------------------
 
-def test_tokenize_cache_lives_in_the_cache_dir_and_is_keyed(cache):
+def test_tokenize_cache_lives_in_the_cache_dir_and_is_keyed(private_cache):
     texts = ['Hello World!!!!', 'It is <br />NOT so.']
     tp = TokenizeProcessor(progress=False)
     toks = tp(texts)
-    files = list((cache/'text').iterdir())
+    files = list((private_cache/'text').iterdir())
     assert len(files) == 1 and not tp.stats['from_cache']
     assert tp(texts) == toks and tp.stats['from_cache']
     TokenizeProcessor(progress=False, post_rules=[])(texts)  # other rules: another file
     TokenizeProcessor(progress=False)(texts[:1])             # other texts (small vs full): another file
-    assert len(list((cache/'text').iterdir())) == 3
-    assert not any(p.is_relative_to(ROOT) for p in (cache/'text').iterdir())
+    assert len(list((private_cache/'text').iterdir())) == 3
+    assert not any(p.is_relative_to(ROOT) for p in (private_cache/'text').iterdir())
 
 
-def test_tokenize_processes_agree_and_unpicklable_rules_are_named(cache):
+def test_tokenize_processes_agree_and_unpicklable_rules_are_named(private_cache):
     texts = [f'Text {i}: SOME words, some Words.' * (i % 4 + 1) for i in range(40)]
     one = TokenizeProcessor(n_workers=1, chunksize=7, cache=False, progress=False)(texts)
     two = TokenizeProcessor(n_workers=2, chunksize=7, cache=False, progress=False)(texts)
@@ -252,63 +243,3 @@ def test_pad_collate_properties(texts, pad_first):
 def test_pad_collate_empty_and_bad_bs():
     with pytest.raises(ValueError, match='empty batch'): pad_collate([])
     with pytest.raises(ValueError, match='bs must be a positive int, got bs=0'): SortishSampler([1, 2], bs=0)
-
-
-# ---- the data step (tools/get_data.sh) ------------------------------------------------------------------------------
-
-def _fake_bin(tmp_path, uid=1000, sudo_ok=False, apt=True):
-    b = tmp_path/'bin'; b.mkdir()
-    log = tmp_path/'calls.log'
-    for name in ('env', 'bash', 'cat'):
-        (b/name).symlink_to(subprocess.run(['bash', '-c', f'command -v {name}'], capture_output=True, text=True).stdout.strip())
-    (b/'id').write_text(f'#!/bin/sh\necho {uid}\n')
-    if apt: (b/'apt-get').write_text(f'#!/bin/sh\necho "apt-get $*" >> {log}\n')
-    (b/'sudo').write_text(f'#!/bin/sh\n' + (f'[ "$1" = -n ] && shift\n[ "$1" = true ] && exit 0\necho "sudo" >> {log}\nexec "$@"\n'
-                                              if sudo_ok else 'exit 1\n'))
-    for f in b.iterdir():
-        if not f.is_symlink(): f.chmod(0o755)
-    return b, log
-
-
-def _get_data(tmp_path, b, *args, present=False):
-    empty = tmp_path/'empty'; empty.mkdir(exist_ok=True)
-    env = dict(PATH=str(b), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path/'cache'),
-               MINIAI_FMNIST_SYSTEM_DIR='/usr/share/datasets/fashion-mnist' if present else str(empty),
-               MINIAI_FORTUNES_SYSTEM_DIR='/usr/share/games/fortunes' if present else str(empty))
-    return subprocess.run(['/bin/bash', str(ROOT/'tools'/'get_data.sh'), *args], env=env, capture_output=True, text=True)
-
-
-def test_get_data_installs_missing_packages_as_root(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=0)
-    r = _get_data(tmp_path, b, 'chromium')
-    assert r.returncode == 0, r.stderr
-    assert log.read_text().splitlines() == ['apt-get update -q', 'apt-get install -y -q dataset-fashion-mnist',
-                                            'apt-get install -y -q fortunes', 'apt-get install -y -q chromium']
-
-
-def test_get_data_uses_passwordless_sudo(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=True)
-    r = _get_data(tmp_path, b)
-    assert r.returncode == 0, r.stderr
-    assert log.read_text().count('sudo') == 3 and 'apt-get install -y -q fortunes' in log.read_text()
-
-
-def test_get_data_without_usable_apt_changes_nothing(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=False)
-    r = _get_data(tmp_path, b)
-    assert r.returncode == 0 and not log.exists()
-    assert 'not root and no passwordless sudo' in r.stdout and 'sudo apt-get install dataset-fashion-mnist fortunes' in r.stdout
-    b2, log2 = _fake_bin(tmp_path/'noapt', uid=0, apt=False) if (tmp_path/'noapt').mkdir() is None else None
-    r = _get_data(tmp_path, b2)
-    assert r.returncode == 0 and 'no apt-get on this machine' in r.stdout and not log2.exists()
-
-
-def test_get_data_dry_run_and_present_data(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=0)
-    r = _get_data(tmp_path, b, '--dry-run')
-    assert r.returncode == 0 and not log.exists()
-    assert 'would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fortunes' in r.stdout
-    if Path('/usr/share/games/fortunes/computers').exists() and Path('/usr/share/datasets/fashion-mnist').exists():
-        r = _get_data(tmp_path, b, present=True)
-        assert r.returncode == 0 and r.stdout == '' and not log.exists()
-    assert _get_data(tmp_path, b, '--bogus').returncode == 2
