@@ -14,7 +14,7 @@ from miniai.training import Dataset, get_dls
 from miniai.datasets import DataLoaders, TensorLoader, fashion_dls, get_grid
 from miniai.learner import TrainCB, DeviceCB
 from miniai.conv import conv, to_device, available_devices
-from miniai.sgd import one_cycle, combine_scheds, sched_no, ParamSchedCB
+from miniai.sched import one_cycle, combine_scheds, sched_no, ParamSchedCB
 
 BAD_COUNTS = [0, -1, -64, 2.5, '8', True]
 

@@ -6,14 +6,13 @@ comparison in the fast tier, on small random tensors (no data set is read): the 
 `F.batch_norm` in training and evaluation, `GeneralRelu` against PyTorch's activations, the AWD-LSTM's
 dropouts and encoder against `nn.LSTM` and `nn.Embedding`, label smoothing and MixUp against
 `F.cross_entropy`, the batch warp against `F.affine_grid`, `TensorLoader` against `DataLoader`, `pad_collate`
-against `pad_sequence`. Where PyTorch has no counterpart (LAMB), the piece is compared with the PyTorch
-optimizer it is built from.
+against `pad_sequence`.
 
 Not here: the exhibits a lesson builds on the way and does not export. The matmul ladder (lesson 01), the
 backward passes (02), softmax, log-softmax and cross-entropy, the samplers and the collate function (03),
-convolution through `unfold` (06), BatchNorm, LayerNorm, InstanceNorm and GroupNorm written out (10) and the
-LSTM cell (17) are checked against PyTorch where they are built, in their notebooks, which
-tests/test_notebooks.py runs (the slow tier).
+convolution through `unfold` (06), BatchNorm, LayerNorm, InstanceNorm and GroupNorm written out (10), the
+optimizer assembled from statistics and steppers and LAMB (11), and the LSTM cell (17) are checked against
+PyTorch where they are built, in their notebooks, which tests/test_notebooks.py runs (the slow tier).
 """
 import math
 from functools import partial
@@ -24,9 +23,8 @@ import torch.nn.functional as F
 from torch.optim import lr_scheduler
 from torch.testing import assert_close
 
-from miniai.sgd import (SGD, Momentum, RMSProp, Adam, Lamb, StatOptimizer, AverageGrad, AverageSqrGrad, StepCount,
-                        sgd_step, wd_step, momentum_step, adam_step, sched_lin, sched_cos, sched_exp, sched_no,
-                        combine_scheds, one_cycle, torch_pct, BatchSchedCB, ParamSchedCB, RecorderCB)
+from miniai.sgd import SGD, Momentum, RMSProp, Adam, BatchSchedCB, RecorderCB
+from miniai.sched import sched_lin, sched_cos, sched_exp, sched_no, combine_scheds, one_cycle, torch_pct, ParamSchedCB
 from miniai.init import GeneralRelu, RunningBatchNorm
 from miniai.learner import TrainLearner, MomentumLearner
 from miniai.augment import LabelSmoothingCrossEntropy, MixUp
@@ -76,16 +74,6 @@ OPTIMIZERS = {  # ours, PyTorch's with the same settings
     'adam': (partial(Adam, lr=0.01, betas=(0.8, 0.9), l2=0.1), partial(optim.Adam, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),
     'adamw': (partial(Adam, lr=0.01, wd=0.1, eps=1e-6), partial(optim.AdamW, lr=0.01, weight_decay=0.1, eps=1e-6)),
     'adamw groups': (two_groups(Adam, lr=0.01, wd=0.1), two_groups(optim.AdamW, lr=0.01, weight_decay=0.1)),
-    # the same optimizers assembled from statistics and steppers
-    'parts sgd': (partial(StatOptimizer, steppers=[wd_step, sgd_step], lr=0.1, wd=0.3), partial(optim.SGD, lr=0.1, weight_decay=0.3)),
-    'parts momentum': (partial(StatOptimizer, steppers=[momentum_step], stats=[AverageGrad()], lr=0.1, momentum=0.8),
-                       partial(optim.SGD, lr=0.1, momentum=0.8)),
-    'parts adamw': (partial(StatOptimizer, steppers=[wd_step, adam_step], stats=[AverageGrad(dampening=True), AverageSqrGrad(), StepCount()],
-                            lr=0.01, wd=0.1, momentum=0.8, sqr_mom=0.9, eps=1e-8),
-                    partial(optim.AdamW, lr=0.01, weight_decay=0.1, betas=(0.8, 0.9), eps=1e-8)),
-    'parts adam undamped': (partial(StatOptimizer, steppers=[adam_step], lr=0.01, momentum=0.8, sqr_mom=0.9, eps=1e-8,
-                                    stats=[AverageGrad(dampening=False), AverageSqrGrad(dampening=False), StepCount()]),
-                            partial(optim.Adam, lr=0.01, betas=(0.8, 0.9), eps=1e-8)),  # the debiasing divides the dampening out
 }
 
 @pytest.mark.parametrize('name', OPTIMIZERS)
@@ -98,24 +86,6 @@ def test_optimizer_matches_torch(name):
     (partial(Adam, lr=0.01, l2=0.1), partial(optim.AdamW, lr=0.01, weight_decay=0.1))])  # L2 is not decoupled decay
 def test_optimizer_comparison_sees_a_small_difference(ours, theirs):
     with pytest.raises(AssertionError): _same(ours, theirs)
-
-def test_lamb_is_adam_scaled_by_the_trust_ratio():
-    "Without weight decay, each LAMB step is AdamW's step on the same gradients times ||p||/||step||, capped at 10"
-    start, grads = _grads()
-    lamb_ps, adam_ps = [p.clone().requires_grad_() for p in start], [p.clone().requires_grad_() for p in start]
-    lamb = Lamb(lamb_ps, lr=0.01, momentum=0.8, sqr_mom=0.9, eps=1e-6)
-    adam = optim.AdamW(adam_ps, lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.)
-    for gs in grads:
-        before = [p.detach().clone() for p in lamb_ps]
-        for p, q, g in zip(lamb_ps, adam_ps, gs): p.grad, q.grad = g.clone(), g.clone()
-        adam_before = [q.detach().clone() for q in adam_ps]
-        lamb.step(); adam.step()
-        for p, b, q, qb in zip(lamb_ps, before, adam_ps, adam_before):
-            adam_step = (q.detach() - qb) / 0.01  # -m/(sqrt(v)+eps): LAMB's update before the ratio
-            trust = min(b.norm() / adam_step.norm(), 10.)
-            assert_close(p.detach() - b, trust * adam_step * 0.01, rtol=1e-9, atol=1e-12)
-        for p, q in zip(lamb_ps, adam_ps):  # go on from LAMB's weights: the moments depend on the gradients alone
-            with torch.no_grad(): q.copy_(p)
 
 def test_momentum_learner_is_sgd_with_momentum():
     "MomentumLearner keeps mom times the old gradients: with plain SGD, that is torch's SGD(momentum=mom)"
@@ -131,7 +101,7 @@ def test_momentum_learner_is_sgd_with_momentum():
     assert_close(ours, fitted(TrainLearner, opt_func=partial(optim.SGD, momentum=0.85)), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(ours, fitted(TrainLearner), atol=1e-3)  # and momentum changed the result
 
-# ---------------------------------------------------------------- schedules (lesson 11)
+# ---------------------------------------------------------------- schedules (lesson 11b)
 
 def _torch_lrs(make_sched, n, lr=1.):
     "The learning rate and momentum at each of `n` steps of the scheduler `make_sched(opt)`"
