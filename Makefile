@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.miniai-installed
 
-.PHONY: test demo data docs bench bench-peers readme export clean-venv
+.PHONY: test test-fast demo data docs bench bench-peers readme export clean-venv
 
 $(STAMP): settings.ini setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,12 +16,19 @@ $(STAMP): settings.ini setup.py
 	@touch $@
 
 # The data step: installs the Debian packages dataset-fashion-mnist and fortunes when they are missing and apt is usable
-# (root or passwordless sudo); otherwise changes nothing, and the loaders say how to get the data.
+# (root or passwordless sudo); otherwise changes nothing and says what to run, and the loaders say how to get the data.
+# For `make test` it installs chromium too when no Chromium is found: the docs tests look at the pages in it.
 data:
-	@tools/get_data.sh
+	@tools/get_data.sh $(DATA_ARGS)
 
+# Every test: the lessons run as notebooks in small mode, the docs built and browsed, the multi-process tests (slow).
+test: DATA_ARGS = --browser
 test: data $(STAMP)
 	MINIAI_SMALL=1 $(PY) -m pytest tests
+
+# The everyday tier: everything but the tests marked slow (pytest.ini), in under two minutes on two cores.
+test-fast: data $(STAMP)
+	MINIAI_SMALL=1 $(PY) -m pytest -m 'not slow' tests
 
 export: $(STAMP)
 	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean && $(PY) tools/make_readme.py

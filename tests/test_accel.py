@@ -19,21 +19,15 @@ from miniai.datasets import DataLoaders, TensorLoader
 from miniai.learner import Accuracy, Callback, Learner, MetricsCB, TrainCB
 from miniai.sched import ParamSchedCB, one_cycle
 from miniai.sgd import BatchSchedCB
+from conftest import toy_problem  # also imported by the two-process script, outside pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-
-def _data(n_train=256, n_valid=203, seed=0):
-    "A 4-class problem that a small MLP learns: labels from a random linear map of 8 features"
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_train + n_valid, 8, generator=g)
-    y = (x @ torch.randn(8, 4, generator=g)).argmax(1)
-    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 DDP_SCRIPT = '''
 import json, os, sys, torch, torch.nn.functional as F
 from torch import nn
 sys.path.insert(0, os.environ['TEST_DIR'])
-from test_accel import _data
+from conftest import toy_problem
 from miniai.accel import AccelerateCB
 from miniai.datasets import DataLoaders, TensorLoader
 from miniai.learner import Accuracy, Callback, Learner, MetricsCB
@@ -48,7 +42,7 @@ class SeenCB(Callback):
         if learn.training: self.seen[-1] += learn.batch[2].tolist()
 
 rank = int(os.environ['RANK'])
-xt, yt, xv, yv = _data()
+xt, yt, xv, yv = toy_problem()
 torch.manual_seed(100 + rank)  # different starting weights in each process: DDP must broadcast rank 0's
 model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
 torch.manual_seed(0)
@@ -64,6 +58,7 @@ json.dump(dict(world=acb.acc.num_processes, history=metrics.history, seen=seen.s
                weights=[p.tolist() for p in learn.model.parameters()]), open(f"{sys.argv[1]}/rank{rank}.json", "w"))
 '''
 
+@pytest.mark.slow
 def test_two_processes(tmp_path):
     "Two CPU processes: identical final weights, disjoint halves of each epoch, metrics over the whole validation set"
     script = tmp_path/'ddp.py'
@@ -95,7 +90,7 @@ class CrashCB(Callback):
 def _run(seed, folder, loader, extra_cbs=(), resume=None, n_epochs=N_EPOCHS, sched='torch'):
     "Build model, data and callbacks from `seed`; fit with checkpoints in `folder`, under OneCycleLR or (sched='ours') one_cycle"
     set_seed(seed, deterministic=True)
-    xt, yt, xv, yv = _data()
+    xt, yt, xv, yv = toy_problem()
     if loader == 'tensorloader':
         train = TensorLoader(xt, yt, batch_size=BS, shuffle=True, generator=torch.Generator().manual_seed(seed))
     else: train = DataLoader(TensorDataset(xt, yt), batch_size=BS, shuffle=True)  # shuffled from the global generator
@@ -192,7 +187,7 @@ def test_checkpoint_contents(tmp_path):
 
 def test_mixed_precision_cpu():
     "bf16 inside, float32 loss; the fp16 branch uses the scaler in the order scale, backward, step, update"
-    xt, yt, xv, yv = _data()
+    xt, yt, xv, yv = toy_problem()
     log = []
     class Spy(Callback):
         order = MixedPrecision.order + 1

@@ -2,10 +2,13 @@
 
 No timing here (timed tests are flaky on shared machines): `make bench` measures, this only checks that the
 runners run and that `raw` and `miniai`, from the same weights and data order, end at the same validation loss.
+The slow tier: `make test` runs these, `make test-fast` does not.
 """
 import json, os, subprocess, sys
 import pytest
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # each test trains in fresh processes: minutes in all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,11 +1,14 @@
 """The `miniai-train` command (miniai.cli), run as a user runs it: in its own process, on the small data.
 
 The same command starts three ways: `miniai-train` (the console script that settings.ini declares),
-`python -m miniai` (lesson 08c) and `python -m miniai.cli`. Each is run here.
+`python -m miniai` (lesson 08c) and `python -m miniai.cli`. Each is run here. Every test starts Python and
+torch at least once (seconds each): the slow tier, which `make test` runs and `make test-fast` does not.
 """
 import configparser, os, re, subprocess, sys
 from pathlib import Path
 import pytest
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b'\x89PNG\r\n\x1a\n'

@@ -4,21 +4,18 @@ from pathlib import Path
 import pytest, torch
 import miniai.data as D
 
-REAL = D.find_fmnist(download=False)  # CI installs the Debian package; the suite needs the real files
-
 @pytest.fixture
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, private_cache, monkeypatch):
     "No data anywhere: empty cache, no $MINIAI_DATA, no system folder."
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
     monkeypatch.delenv('MINIAI_DATA', raising=False)
     monkeypatch.setattr(D, 'SYSTEM_DATA_DIR', tmp_path/'no-system-data')
     return tmp_path
 
-def _mirror(tmp_path, name='mirror', tamper=None):
+def _mirror(real, tmp_path, name='mirror', tamper=None):
     "A local folder served by file:// URLs holding the four .gz files, optionally with one tampered."
     m = tmp_path/name; m.mkdir()
     for n in D.FMNIST_FILES.values():
-        data = D._gunzip(D.fmnist_file(REAL, n).read_bytes(), n)
+        data = D._gunzip(D.fmnist_file(real, n).read_bytes(), n)
         if tamper == n: data = data[:-1] + bytes([data[-1] ^ 1])  # one bit flipped: same shape, other content
         (m/f'{n}.gz').write_bytes(gzip.compress(data, compresslevel=1))
     return m.as_uri() + '/'
@@ -38,7 +35,7 @@ def test_no_download_when_asked(isolated):
     with pytest.raises(D.DataNotFoundError, match='apt-get install dataset-fashion-mnist'):
         D.find_fmnist(download=False)
 
-def test_search_order(isolated, monkeypatch):
+def test_search_order(isolated, monkeypatch, fmnist_path):
     a, b = isolated/'a', isolated/'b'
     for d in (a, b):
         d.mkdir()
@@ -47,8 +44,8 @@ def test_search_order(isolated, monkeypatch):
     assert D.find_fmnist(a) == a
     assert D.find_fmnist() == b
     (b/'t10k-labels-idx1-ubyte').unlink()  # an incomplete folder does not count
-    monkeypatch.setattr(D, 'SYSTEM_DATA_DIR', REAL)
-    assert D.find_fmnist() == REAL
+    monkeypatch.setattr(D, 'SYSTEM_DATA_DIR', fmnist_path)
+    assert D.find_fmnist() == fmnist_path
 
 def test_find_data_order_fetch_and_error(tmp_path, monkeypatch):
     "The one finder every data set uses: argument, environment variable, cache, system folder; then fetch; then the error"
@@ -71,8 +68,8 @@ def test_find_data_order_fetch_and_error(tmp_path, monkeypatch):
     with pytest.raises(D.DataNotFoundError) as e: D.find_data('Things', has)  # no folders given: none searched
     assert str(e.value).startswith('Things not found in any of:')
 
-def test_truncated_file(tmp_path):
-    good = D.fmnist_file(REAL, 't10k-labels-idx1-ubyte')
+def test_truncated_file(tmp_path, fmnist_path):
+    good = D.fmnist_file(fmnist_path, 't10k-labels-idx1-ubyte')
     raw = D._gunzip(good.read_bytes(), good)
     cut = tmp_path/'t10k-labels-idx1-ubyte'; cut.write_bytes(raw[:5000])
     with pytest.raises(ValueError, match='truncated') as e: D.read_idx(cut)
@@ -83,49 +80,50 @@ def test_truncated_file(tmp_path):
     short_hdr = tmp_path/'hdr'; short_hdr.write_bytes(raw[:6])
     with pytest.raises(ValueError, match='header'): D.read_idx(short_hdr)
 
-def test_wrong_magic_number(tmp_path):
-    raw = D._gunzip(D.fmnist_file(REAL, 't10k-labels-idx1-ubyte').read_bytes(), 'x')
+def test_wrong_magic_number(tmp_path, fmnist_path):
+    raw = D._gunzip(D.fmnist_file(fmnist_path, 't10k-labels-idx1-ubyte').read_bytes(), 'x')
     for bad, msg in ((b'\x01\x00' + raw[2:], 'not an IDX file'), (raw[:2] + b'\x0d' + raw[3:], 'element type 0x0d'),
                      (raw[:3] + b'\x00' + raw[4:], '0 dimensions'), (b'{"json": 1}', 'not an IDX file')):
         fn = tmp_path/'bad.idx'; fn.write_bytes(bad)
         with pytest.raises(ValueError, match=msg) as e: D.read_idx(fn)
         assert str(fn) in str(e.value)
 
-def test_download_verifies_and_falls_back(isolated):
-    bad = _mirror(isolated, 'bad', tamper='train-labels-idx1-ubyte')
-    good = _mirror(isolated, 'good')
+def test_download_verifies_and_falls_back(isolated, fmnist_path):
+    bad = _mirror(fmnist_path, isolated, 'bad', tamper='train-labels-idx1-ubyte')
+    good = _mirror(fmnist_path, isolated, 'good')
     d = D.find_fmnist(mirrors=(bad, good))
     assert d == isolated/'cache'/'miniai'/'fashion-mnist'
     assert _files(d) == sorted(f'{n}.gz' for n in D.FMNIST_FILES.values())
     assert all(D._verified(p) for p in d.iterdir())
-    torch.testing.assert_close(D.load_fmnist(small=True).y_train, D.load_fmnist(REAL, small=True).y_train)
+    torch.testing.assert_close(D.load_fmnist(small=True).y_train, D.load_fmnist(fmnist_path, small=True).y_train)
 
-def test_checksum_mismatch_leaves_nothing(isolated):
-    bad = _mirror(isolated, 'bad', tamper='t10k-images-idx3-ubyte')
+def test_checksum_mismatch_leaves_nothing(isolated, fmnist_path):
+    bad = _mirror(fmnist_path, isolated, 'bad', tamper='t10k-images-idx3-ubyte')
     with pytest.raises(D.DataNotFoundError, match='checksum mismatch'): D.find_fmnist(mirrors=(bad,))
     cache = isolated/'cache'/'miniai'/'fashion-mnist'
     assert 't10k-images-idx3-ubyte.gz' not in _files(cache)
     assert not [f for f in _files(cache) if f.endswith('.tmp')], 'temporary files left behind'
 
-def test_small_mode_balanced_and_fixed(monkeypatch):
+def test_small_mode_balanced_and_fixed(monkeypatch, fmnist_path):
     monkeypatch.setenv('MINIAI_SMALL', '1')
-    a, b = D.load_fmnist(REAL), D.load_fmnist(REAL)
+    a, b = D.load_fmnist(fmnist_path), D.load_fmnist(fmnist_path)
     assert (len(a.x_train), len(a.x_test)) == (6000, 1000)
     assert a.y_train.bincount().tolist() == [600]*10 and a.y_test.bincount().tolist() == [100]*10
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
-    x, y, xv, yv = D.load_fmnist_flat(REAL)
+    x, y, xv, yv = D.load_fmnist_flat(fmnist_path)
     assert x.shape == (6000, 784) and xv.shape == (1000, 784) and x.dtype == torch.float32
     assert torch.equal(x, a.x_train.reshape(6000, -1).float()/255)
     monkeypatch.setenv('MINIAI_SMALL', '0')
-    assert len(D.load_fmnist(REAL).x_train) == 60000
+    assert len(D.load_fmnist(fmnist_path).x_train) == 60000
 
 def test_small_mode_value_checked(monkeypatch):
     monkeypatch.setenv('MINIAI_SMALL', 'yes please')
     with pytest.raises(ValueError, match="MINIAI_SMALL='yes please'"): D.small_mode()
 
-def test_concurrent_first_use(isolated):
+@pytest.mark.slow
+def test_concurrent_first_use(isolated, fmnist_path):
     "Four processes download into one empty cache at once: all succeed, every file verifies, no temp files."
-    mirror = _mirror(isolated)
+    mirror = _mirror(fmnist_path, isolated)
     code = textwrap.dedent(f"""
         import miniai.data as D
         D.download_fmnist(mirrors=({mirror!r},))

@@ -2,21 +2,17 @@
 import os, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import pytest
-import miniai.data as D
 import miniai.datasets as DS
 
-REAL = D.find_fmnist(download=False)
-
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    return tmp_path/'cache'/'miniai'/'datasets'
+def cache(private_cache): return private_cache/'datasets'
 
-def test_concurrent_first_build(cache):
+@pytest.mark.slow
+def test_concurrent_first_build(cache, fmnist_path):
     "Three processes build the small DatasetDict into one empty cache at once: all succeed, one complete copy, no temp folders."
     code = textwrap.dedent(f"""
         import miniai.datasets as DS
-        dd = DS.fashion_mnist_dd(small=True, path={str(REAL)!r})
+        dd = DS.fashion_mnist_dd(small=True, path={str(fmnist_path)!r})
         assert (len(dd['train']), len(dd['test'])) == (6000, 1000), dd
         assert dd['train'].features == DS.fmnist_features()
     """)
@@ -28,19 +24,19 @@ def test_concurrent_first_build(cache):
     dd = DS.fashion_mnist_dd(small=True)
     assert len(dd['train']) == 6000 and dd['test'].features['label'].int2str(9) == 'Ankle boot'
 
-def test_small_and_full_never_mix(cache):
+def test_small_and_full_never_mix(cache, fmnist_path):
     "A small DatasetDict in the cache is never served as the full one, nor the full one as the small one."
-    assert len(DS.fashion_mnist_dd(small=True, path=REAL)['train']) == 6000
-    full = DS.fashion_mnist_dd(small=False, path=REAL)
+    assert len(DS.fashion_mnist_dd(small=True, path=fmnist_path)['train']) == 6000
+    full = DS.fashion_mnist_dd(small=False, path=fmnist_path)
     assert (len(full['train']), len(full['test'])) == (60000, 10000)
     assert len(DS.fashion_mnist_dd(small=True)['train']) == 6000  # both now cached side by side
     assert sorted(p.name for p in cache.iterdir()) == sorted({DS.fmnist_dd_dir(True).name, DS.fmnist_dd_dir(False).name})
 
-def test_damaged_cache_clear_error(cache):
+def test_damaged_cache_clear_error(cache, fmnist_path):
     d = DS.fmnist_dd_dir(True)
-    DS.fashion_mnist_dd(small=True, path=REAL)
+    DS.fashion_mnist_dd(small=True, path=fmnist_path)
     shutil.rmtree(d/'train')
     with pytest.raises(RuntimeError, match='Delete that folder') as e: DS.fashion_mnist_dd(small=True)
     assert str(d) in str(e.value)
     shutil.rmtree(d)
-    assert len(DS.fashion_mnist_dd(small=True, path=REAL)['train']) == 6000  # rebuilt
+    assert len(DS.fashion_mnist_dd(small=True, path=fmnist_path)['train']) == 6000  # rebuilt

@@ -5,6 +5,7 @@ the home page and every notebook's page in Chromium, saving a screenshot of each
 The tests then check what a reader would see: titles, a sidebar that lists every lesson, links that
 lead somewhere, the lessons' saved plots, a `show_doc` parameter table, and a quiet console.
 Lessons are found by glob (nbs/[0-9]*.ipynb), so each new lesson is checked without editing this file.
+The build and the browser are the slow tier (`make test`); the converter's tests at the end are fast.
 """
 import functools, http.server, json, re, subprocess, sys, threading, time, urllib.error, urllib.request
 from pathlib import Path
@@ -102,7 +103,8 @@ SECTION_JS = '{' + HEADING_TEXT + r'''(name => {
 def browsed(server):
     """Open every page in Chromium once: ({page: what it shows, with the documented section on its
     page}, what a search for the documented name shows)."""
-    assert find_chromium(), 'no Chromium: `apt-get install chromium` (.ci/run does it)'
+    assert find_chromium(), ('no Chromium: `make test` installs it where apt can (as root or with passwordless sudo); '
+                             'otherwise run `sudo apt-get install chromium`, or set CHROMIUM to a Chromium or Chrome program')
     SHOTS.mkdir(parents=True, exist_ok=True)
     res, name, doc_page = {}, *documented_name()
     with Chromium() as b:
@@ -133,12 +135,12 @@ def pages(browsed):
 # ---------------------------------------------------------------------------------------------
 # the checks
 
-def test_lessons_found(): assert LESSONS, 'no numbered notebooks in nbs/'
-
+@pytest.mark.slow
 def test_every_notebook_has_a_page(site):
     missing = [nb.name for nb in NOTEBOOKS if not (site/f'{page_name(nb.name)}.html').exists()]
     assert not missing, f'no page in _docs/ for {missing}'
 
+@pytest.mark.slow
 def test_page_titles(pages):
     bad = []
     for nb in NOTEBOOKS:
@@ -148,6 +150,7 @@ def test_page_titles(pages):
         if pages[page]['h1'] != title: bad.append(f'{page}.html: the heading is {pages[page]["h1"]!r}, not {title!r}')
     assert not bad, '\n'.join(bad)
 
+@pytest.mark.slow
 def test_sidebar_lists_every_lesson(pages, server):
     want = [(nb_title(nb), server + f'{page_name(nb.name)}.html') for nb in LESSONS]
     bad = []
@@ -163,6 +166,7 @@ def _fetch(url, cache={}):
         except urllib.error.HTTPError as e: cache[url] = (e.code, '')
     return cache[url]
 
+@pytest.mark.slow
 def test_internal_links_resolve(pages, server):
     bad = []
     for page, info in pages.items():
@@ -175,6 +179,7 @@ def test_internal_links_resolve(pages, server):
                 bad.append(f'{page}.html -> {link}: no element with id {frag!r} there')
     assert not bad, 'broken internal links:\n' + '\n'.join(bad)
 
+@pytest.mark.slow
 def test_lesson_pages_show_output_images(pages):
     bad = []
     for nb in LESSONS:
@@ -187,6 +192,7 @@ def test_lesson_pages_show_output_images(pages):
                                  f'plot (run it with tools/execute.py)')
     assert not bad, '\n'.join(bad)
 
+@pytest.mark.slow
 def test_documented_section_has_parameter_table(pages):
     name, doc_page = documented_name()
     sec = pages[doc_page.removesuffix('.html')].get('section')
@@ -199,18 +205,17 @@ def test_documented_section_has_parameter_table(pages):
     assert params and all(p.lstrip('*') in sec['signature'] for p in params), (params, sec['signature'])
     assert any(r[3] for r in sec['rows']), f'{name}: no docments comment in its table: {sec["rows"]}'
 
+@pytest.mark.slow
 def test_search_finds_the_documented_name(browsed, server):
     (name, doc_page), search = documented_name(), browsed[1]
     assert search['found'], f'searching for {name} found nothing'
     assert any(urldefrag(u)[0] == server + doc_page for u in search['found']), search['found']
 
+@pytest.mark.slow
 def test_no_console_errors(browsed):
     pages, search = browsed
     errs = {p: i['console_errors'] for p, i in [*pages.items(), ('search', search)] if i['console_errors']}
     assert not errs, f'console errors: {errs}'
-
-def test_screenshots_saved(pages):
-    for page in [*pages, 'search']: assert (SHOTS/f'{page}.png').stat().st_size > 1000, page
 
 def test_quarto_config_is_nbdevs():
     "Where quarto is installed, `nbdev_docs` renders the same notebooks: its config is what nbdev writes."

@@ -158,6 +158,21 @@ def test_to_device_nested(x, device):
 
 # ---------------------------------------------------------------- TensorLoader
 
+def _epoch_indices(dl, n, bs, drop_last, ordered, k=3):
+    "One epoch of `dl` over items (i, k*i): every index at most once, all of them unless drop_last, in order if `ordered`."
+    batches = list(dl)
+    assert len(dl) == len(batches)
+    for xb, yb in batches: assert torch.equal(yb, xb * k)
+    idx = torch.cat([xb for xb, _ in batches]).tolist() if batches else []
+    assert len(idx) == len(set(idx))  # no index twice
+    if drop_last:
+        assert len(batches) == n // bs and all(len(xb) == bs for xb, _ in batches) and len(idx) == n // bs * bs
+    else:
+        assert sorted(idx) == list(range(n)) and len(batches) == math.ceil(n / bs)  # every index exactly once
+        assert all(len(xb) == bs for xb, _ in batches[:-1])
+    if ordered: assert idx == list(range(len(idx)))
+    return idx
+
 @bounded(200)
 @given(st.integers(1, 60), st.integers(1, 70), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
 def test_tensorloader_every_index_once(n, bs, shuffle, drop_last, seed):
@@ -203,36 +218,6 @@ def test_get_grid_axis_counts(n, nrows, ncols):
         if nrows is not None: assert len(flat) == nrows * (ncols or math.ceil(n / nrows))
         if ncols is not None and nrows is None: assert len(flat) == ncols * math.ceil(n / ncols)
     finally: plt.close('all')
-
-# ---------------------------------------------------------------- samplers, through get_dls (torch's RandomSampler / SequentialSampler / BatchSampler)
-
-from miniai.training import Dataset, get_dls
-
-def _epoch_indices(dl, n, bs, drop_last, ordered, k=3):
-    "One epoch of `dl` over items (i, k*i): every index at most once, all of them unless drop_last, in order if `ordered`."
-    batches = list(dl)
-    assert len(dl) == len(batches)
-    for xb, yb in batches: assert torch.equal(yb, xb * k)
-    idx = torch.cat([xb for xb, _ in batches]).tolist() if batches else []
-    assert len(idx) == len(set(idx))  # no index twice
-    if drop_last:
-        assert len(batches) == n // bs and all(len(xb) == bs for xb, _ in batches) and len(idx) == n // bs * bs
-    else:
-        assert sorted(idx) == list(range(n)) and len(batches) == math.ceil(n / bs)  # every index exactly once
-        assert all(len(xb) == bs for xb, _ in batches[:-1])
-    if ordered: assert idx == list(range(len(idx)))
-    return idx
-
-@bounded(80)
-@given(st.integers(1, 90), st.integers(1, 40), st.booleans(), st.integers(0, 2**31 - 1))
-def test_get_dls_samplers_every_index_once(n, bs, drop_last, seed):
-    "Training batches are a fresh permutation each epoch, validation batches (size 2*bs) in order; drop_last drops only the partial batch."
-    ds = Dataset(torch.arange(n), torch.arange(n) * 3)
-    torch.manual_seed(seed)
-    train, valid = get_dls(ds, ds, bs, drop_last=drop_last)
-    for _ in range(2):  # each epoch complete, not only the first
-        _epoch_indices(train, n, bs, drop_last, ordered=False)
-        _epoch_indices(valid, n, 2 * bs, drop_last, ordered=True)
 
 # ---------------------------------------------------------------- Metric weighted averaging
 
@@ -335,30 +320,21 @@ import os, tempfile
 from pathlib import Path
 from miniai.checkpoint import CheckpointError, save_checkpoint, read_checkpoint, load_checkpoint
 
-def _ckpt_learner(fit=False):
-    from miniai.learner import Learner, TrainCB
-    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
-    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), 8)
-    learn = Learner(torch.nn.Linear(3, 2), (dl, dl), torch.nn.functional.cross_entropy, lr=0.1, cbs=[TrainCB()])
-    if fit: learn.fit(1)
-    return learn
+@pytest.fixture(scope='module')
+def good_ckpt(toy_learner):
+    "The bytes of one real checkpoint of a fitted toy Learner, the model state in it, and a function giving a fresh Learner"
+    learn = toy_learner(lr=0.1)
+    learn.fit(1)
+    with tempfile.TemporaryDirectory() as d:
+        blob = save_checkpoint(learn, Path(d)/'good.pt').read_bytes()
+    return blob, {k: v.clone() for k, v in learn.model.state_dict().items()}, lambda: toy_learner(lr=0.1)
 
-_CKPT = {}
-def _good_ckpt():
-    "The bytes of one real checkpoint (made once), and the model state in it"
-    if not _CKPT:
-        learn = _ckpt_learner(fit=True)
-        with tempfile.TemporaryDirectory() as d:
-            p = save_checkpoint(learn, Path(d)/'good.pt')
-            _CKPT.update(blob=p.read_bytes(), state={k: v.clone() for k, v in learn.model.state_dict().items()})
-    return _CKPT['blob'], _CKPT['state']
-
-def _load_blob(blob, name='model.pt'):
+def _load_blob(blob, make_learner, name='model.pt'):
     "Write `blob` to a file and load it into a fresh Learner; return the Learner (or raise what loading raised)"
     with tempfile.TemporaryDirectory() as d:
         p = Path(d)/name
         p.write_bytes(blob)
-        learn = _ckpt_learner()
+        learn = make_learner()
         try: load_checkpoint(learn, p)
         except CheckpointError as e:
             assert str(p) in str(e), str(e)  # the message names the file
@@ -367,30 +343,30 @@ def _load_blob(blob, name='model.pt'):
 
 @bounded(40)
 @given(st.binary(max_size=3000))
-def test_checkpoint_random_bytes(blob):
+def test_checkpoint_random_bytes(good_ckpt, blob):
     "Random bytes are never loaded: always a CheckpointError naming the file."
-    with pytest.raises(CheckpointError): _load_blob(blob, 'random.pt')
+    with pytest.raises(CheckpointError): _load_blob(blob, good_ckpt[2], 'random.pt')
 
 @bounded(40)
 @given(st.data())
-def test_checkpoint_truncated(data):
+def test_checkpoint_truncated(good_ckpt, data):
     "A checkpoint cut short anywhere (a crash while copying it, a full disk): a CheckpointError naming the file."
-    blob, _ = _good_ckpt()
+    blob, _, make = good_ckpt
     n = data.draw(st.integers(0, len(blob) - 1))
-    with pytest.raises(CheckpointError): _load_blob(blob[:n], 'truncated.pt')
+    with pytest.raises(CheckpointError): _load_blob(blob[:n], make, 'truncated.pt')
 
 @bounded(40)
 @given(st.data())
-def test_checkpoint_damaged_bytes(data):
+def test_checkpoint_damaged_bytes(good_ckpt, data):
     "Bytes changed anywhere: either a CheckpointError naming the file, or (the change hit bytes nothing reads) the exact saved state."
-    blob, state = _good_ckpt()
+    blob, state, make = good_ckpt
     b = bytearray(blob)
     for i in data.draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=4)): b[i] ^= data.draw(st.integers(1, 255))
-    try: learn = _load_blob(bytes(b), 'damaged.pt')
+    try: learn = _load_blob(bytes(b), make, 'damaged.pt')
     except CheckpointError: return
     for k, v in learn.model.state_dict().items(): assert torch.equal(v, state[k])
 
-def test_checkpoint_intact_loads():
-    blob, state = _good_ckpt()
-    learn = _load_blob(blob)
+def test_checkpoint_intact_loads(good_ckpt):
+    blob, state, make = good_ckpt
+    learn = _load_blob(blob, make)
     for k, v in learn.model.state_dict().items(): assert torch.equal(v, state[k])

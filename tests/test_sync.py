@@ -31,10 +31,3 @@ def test_export_and_clean_change_nothing(tmp_path):
 def test_readme_matches_index():
     r = subprocess.run([sys.executable, str(ROOT/'tools'/'make_readme.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-
-def test_deleted_module_comes_back_byte_for_byte(tmp_path):
-    _copy_tree(tmp_path)
-    want = (tmp_path/'miniai'/'data.py').read_bytes()
-    (tmp_path/'miniai'/'data.py').unlink()
-    subprocess.run([str(BIN/'nbdev_export')], cwd=tmp_path, check=True, capture_output=True)
-    assert (tmp_path/'miniai'/'data.py').read_bytes() == want

@@ -1,11 +1,10 @@
 """miniai.text, miniai.fortunes, miniai.token_cache: bad input (files, loaders, vocabulary), the token cache and the
-batching properties, plus the data step script.
+batching properties.
 
 The notebooks (nbs/16_text.ipynb and its appendices 16a, 16b) show each piece working; these tests add what would
 bury the lesson: the faults of files, folders and sizes, hypothesis-driven properties of the language-model stream
-and the samplers, and tools/get_data.sh run against fake apt-get/sudo/id programs (nothing is installed).
+and the samplers.
 """
-import os, subprocess
 from pathlib import Path
 import pytest
 import torch
@@ -18,13 +17,6 @@ from miniai.text import (BOS, EOS, PAD, UNK, SPECIAL_TOKENS, LMLoader, Numerical
 from miniai.token_cache import cached_tokens, load_tokens, tokens_cache_file
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    "A private miniai cache folder, so that tests never read or write the user's."
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    return tmp_path/'cache'/'miniai'
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
@@ -47,12 +39,12 @@ def test_utf8_text_is_read_exactly(tmp_path):
     assert read_text(tmp_path/'u8') == t
 
 
-def test_fortune_folder_faults(tmp_path, cache, monkeypatch):
+def test_fortune_folder_faults(tmp_path, private_cache, monkeypatch):
     monkeypatch.setenv('MINIAI_FORTUNES', '')
     monkeypatch.setattr('miniai.fortunes.FORTUNES_DIR', tmp_path/'nowhere')
     with pytest.raises(FortunesNotFoundError, match='sudo apt-get install fortunes') as e: find_fortunes(tmp_path/'given')
     searched = str(e.value).split('\n')[1:4]  # the folders searched, in order: the argument, the cache, the Debian folder
-    assert [l.strip() for l in searched] == [str(tmp_path/'given'), str(cache/'fortunes'), str(tmp_path/'nowhere')]
+    assert [l.strip() for l in searched] == [str(tmp_path/'given'), str(private_cache/'fortunes'), str(tmp_path/'nowhere')]
     d = tmp_path/'f'; d.mkdir()
     (d/'jokes').write_text('One.\n%\nTwo.\n')
     (d/'jokes.dat').write_bytes(b'\x00\x00\x00\x02binary index')  # skipped, like the Debian package's indexes
@@ -120,12 +112,12 @@ def test_stratified_split_properties(labels, pct, seed):
 
 # ---- tokens and vocabulary -----------------------------------------------------------------------------------------
 
-def test_fortunes_found_in_the_cache_folder(cache, monkeypatch, tmp_path):
+def test_fortunes_found_in_the_cache_folder(private_cache, monkeypatch, tmp_path):
     monkeypatch.setenv('MINIAI_FORTUNES', '')
     monkeypatch.setattr('miniai.fortunes.FORTUNES_DIR', tmp_path/'nowhere')
-    (cache/'fortunes').mkdir(parents=True)
-    (cache/'fortunes'/'mine').write_text('A.\n%\nB.\n')
-    assert find_fortunes() == cache/'fortunes' and load_fortunes(small=False) == {'mine': ['A.', 'B.']}
+    (private_cache/'fortunes').mkdir(parents=True)
+    (private_cache/'fortunes'/'mine').write_text('A.\n%\nB.\n')
+    assert find_fortunes() == private_cache/'fortunes' and load_fortunes(small=False) == {'mine': ['A.', 'B.']}
 
 
 def _counting(calls):
@@ -135,22 +127,22 @@ def _counting(calls):
     return tokenize_all
 
 
-def test_tokenize_cache_lives_in_the_cache_dir_and_is_keyed(cache):
+def test_tokenize_cache_lives_in_the_cache_dir_and_is_keyed(private_cache):
     texts = ['Hello World!!!!', 'It is <br />NOT so.']
     tp = TokenizeProcessor(progress=False)
     toks = tp(texts)
-    files = list((cache/'text').iterdir())
+    files = list((private_cache/'text').iterdir())
     assert len(files) == 1 and files[0] == tokens_cache_file(texts, tp.settings())
     tp.tokenize_all = None  # read back: a second call does not tokenize
     assert tp(texts) == toks
     TokenizeProcessor(progress=False, post_rules=[])(texts)  # other rules: another file
     TokenizeProcessor(progress=False)(texts[:1])             # other texts (small vs full): another file
-    assert len(list((cache/'text').iterdir())) == 3
-    assert not any(p.is_relative_to(ROOT) for p in (cache/'text').iterdir())
-    assert TokenizeProcessor(progress=False, cache=False)(['Not kept.']) and len(list((cache/'text').iterdir())) == 3
+    assert len(list((private_cache/'text').iterdir())) == 3
+    assert not any(p.is_relative_to(ROOT) for p in (private_cache/'text').iterdir())
+    assert TokenizeProcessor(progress=False, cache=False)(['Not kept.']) and len(list((private_cache/'text').iterdir())) == 3
 
 
-def test_damaged_or_foreign_cache_files_are_rebuilt(cache):
+def test_damaged_or_foreign_cache_files_are_rebuilt(private_cache):
     texts, calls = ['a b', 'c'], []
     f = _counting(calls)
     assert cached_tokens(f, texts, ['x']) == [['a', 'b'], ['c']] and calls == [2]
@@ -163,17 +155,17 @@ def test_damaged_or_foreign_cache_files_are_rebuilt(cache):
         assert load_tokens(fn, 2) is None
         assert cached_tokens(f, texts, ['x']) == [['a', 'b'], ['c']]
     assert calls == [2] * 6 and load_tokens(fn, 2) == [['a', 'b'], ['c']]
-    assert load_tokens(cache/'text'/'missing.json', 2) is None
+    assert load_tokens(private_cache/'text'/'missing.json', 2) is None
 
 
-def test_cache_names_cannot_collide_by_joining_texts(cache):
+def test_cache_names_cannot_collide_by_joining_texts(private_cache):
     assert tokens_cache_file(['ab', 'c'], []) != tokens_cache_file(['a', 'bc'], [])
     def rule(t): return t
     assert tokens_cache_file(['a'], [rule]) != tokens_cache_file(['a'], [lambda t: t])  # a rule counts by its code
     assert tokens_cache_file(['a'], [rule]) == tokens_cache_file(['a'], [rule])
 
 
-def test_tokenize_processes_agree_and_unpicklable_rules_are_named(cache):
+def test_tokenize_processes_agree_and_unpicklable_rules_are_named(private_cache):
     texts = [f'Text {i}: SOME words, some Words.' * (i % 4 + 1) for i in range(40)]
     one = TokenizeProcessor(n_workers=1, chunksize=7, cache=False, progress=False)(texts)
     two = TokenizeProcessor(n_workers=2, chunksize=7, cache=False, progress=False)(texts)
@@ -296,63 +288,3 @@ def test_pad_collate_properties(texts, pad_first):
 def test_pad_collate_empty_and_bad_bs():
     with pytest.raises(ValueError, match='empty batch'): pad_collate([])
     with pytest.raises(ValueError, match='bs must be a positive int, got bs=0'): SortishSampler([1, 2], bs=0)
-
-
-# ---- the data step (tools/get_data.sh) ------------------------------------------------------------------------------
-
-def _fake_bin(tmp_path, uid=1000, sudo_ok=False, apt=True):
-    b = tmp_path/'bin'; b.mkdir()
-    log = tmp_path/'calls.log'
-    for name in ('env', 'bash', 'cat'):
-        (b/name).symlink_to(subprocess.run(['bash', '-c', f'command -v {name}'], capture_output=True, text=True).stdout.strip())
-    (b/'id').write_text(f'#!/bin/sh\necho {uid}\n')
-    if apt: (b/'apt-get').write_text(f'#!/bin/sh\necho "apt-get $*" >> {log}\n')
-    (b/'sudo').write_text(f'#!/bin/sh\n' + (f'[ "$1" = -n ] && shift\n[ "$1" = true ] && exit 0\necho "sudo" >> {log}\nexec "$@"\n'
-                                              if sudo_ok else 'exit 1\n'))
-    for f in b.iterdir():
-        if not f.is_symlink(): f.chmod(0o755)
-    return b, log
-
-
-def _get_data(tmp_path, b, *args, present=False):
-    empty = tmp_path/'empty'; empty.mkdir(exist_ok=True)
-    env = dict(PATH=str(b), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path/'cache'),
-               MINIAI_FMNIST_SYSTEM_DIR='/usr/share/datasets/fashion-mnist' if present else str(empty),
-               MINIAI_FORTUNES_SYSTEM_DIR='/usr/share/games/fortunes' if present else str(empty))
-    return subprocess.run(['/bin/bash', str(ROOT/'tools'/'get_data.sh'), *args], env=env, capture_output=True, text=True)
-
-
-def test_get_data_installs_missing_packages_as_root(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=0)
-    r = _get_data(tmp_path, b, 'chromium')
-    assert r.returncode == 0, r.stderr
-    assert log.read_text().splitlines() == ['apt-get update -q', 'apt-get install -y -q dataset-fashion-mnist',
-                                            'apt-get install -y -q fortunes', 'apt-get install -y -q chromium']
-
-
-def test_get_data_uses_passwordless_sudo(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=True)
-    r = _get_data(tmp_path, b)
-    assert r.returncode == 0, r.stderr
-    assert log.read_text().count('sudo') == 3 and 'apt-get install -y -q fortunes' in log.read_text()
-
-
-def test_get_data_without_usable_apt_changes_nothing(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=False)
-    r = _get_data(tmp_path, b)
-    assert r.returncode == 0 and not log.exists()
-    assert 'not root and no passwordless sudo' in r.stdout and 'sudo apt-get install dataset-fashion-mnist fortunes' in r.stdout
-    b2, log2 = _fake_bin(tmp_path/'noapt', uid=0, apt=False) if (tmp_path/'noapt').mkdir() is None else None
-    r = _get_data(tmp_path, b2)
-    assert r.returncode == 0 and 'no apt-get on this machine' in r.stdout and not log2.exists()
-
-
-def test_get_data_dry_run_and_present_data(tmp_path):
-    b, log = _fake_bin(tmp_path, uid=0)
-    r = _get_data(tmp_path, b, '--dry-run')
-    assert r.returncode == 0 and not log.exists()
-    assert 'would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fortunes' in r.stdout
-    if Path('/usr/share/games/fortunes/computers').exists() and Path('/usr/share/datasets/fashion-mnist').exists():
-        r = _get_data(tmp_path, b, present=True)
-        assert r.returncode == 0 and r.stdout == '' and not log.exists()
-    assert _get_data(tmp_path, b, '--bogus').returncode == 2

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The data step of `make demo`, `make test` and `.ci/run`: give the machine the Debian packages the lessons read
-# when they are missing and apt can install them. Otherwise it changes nothing and exits 0, and the loaders
-# (miniai.data, miniai.text) raise their errors saying how to get the data.
+# The setup step of `make demo`, `make test` (and so of `.ci/run`): give the machine the Debian packages the lessons
+# and the tests need when they are missing and apt can install them. Otherwise it changes nothing and exits 0: the
+# loaders (miniai.data, miniai.text) and the docs tests raise their errors saying how to get what is missing.
 #
-#   tools/get_data.sh [--dry-run] [PACKAGE...]
+#   tools/get_data.sh [--dry-run] [--browser] [PACKAGE...]
 #
 # dataset-fashion-mnist: Fashion-MNIST, every lesson.        fortunes: the texts of lesson 16.
-# PACKAGE...: more Debian packages the caller found missing (.ci/run passes chromium), installed in the same apt run.
+# --browser: chromium too, when no Chromium is found ($CHROMIUM, chromium, chromium-browser, google-chrome,
+#   google-chrome-stable): tests/test_docs.py looks at the docs in it. `make test` passes this.
+# PACKAGE...: more Debian packages to install in the same apt run.
 # --dry-run: print what would be installed and how, install nothing.
 # apt is usable when apt-get exists and we are root or have passwordless sudo (`sudo -n`): nothing here ever asks
 # for a password. The folders searched are those of the loaders; MINIAI_FMNIST_SYSTEM_DIR and
@@ -14,11 +16,13 @@
 set -uo pipefail
 
 dry=0
+browser=0
 extra=()
 for a in "$@"; do
   case "$a" in
     --dry-run) dry=1 ;;
-    -*) echo "get_data.sh: unknown option $a (use --dry-run)" >&2; exit 2 ;;
+    --browser) browser=1 ;;
+    -*) echo "get_data.sh: unknown option $a (use --dry-run or --browser)" >&2; exit 2 ;;
     *) extra+=("$a") ;;
   esac
 done
@@ -41,9 +45,18 @@ have_fortunes() {
   return 1
 }
 
+# the names tests/chromium.py looks for
+have_chromium() {
+  for b in "${CHROMIUM:-}" chromium chromium-browser google-chrome google-chrome-stable; do
+    [ -n "$b" ] && command -v "$b" >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+
 pkgs=()
 have_fmnist || pkgs+=(dataset-fashion-mnist)
 have_fortunes || pkgs+=(fortunes)
+[ $browser = 1 ] && ! have_chromium && pkgs+=(chromium)
 pkgs+=("${extra[@]}")
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 
