@@ -1,4 +1,4 @@
-"""The data block API (lesson 15) on bad input, and properties of its splitters, processors and augmentations.
+"""The data block API (lesson 15, its appendix 15a and the augmentations of 15b) on bad input, and properties of its splitters, processors and augmentations.
 
 Every test makes its own small folder of images (varied sizes and modes) under pytest's `tmp_path`; nothing
 reads the Fashion-MNIST tree. Hypothesis tests draw a bounded number of cases so the file stays fast.
@@ -10,10 +10,11 @@ import numpy as np
 import pytest, torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
-from miniai.datablock import (CategoryProcessor, DONE_MARKER, ImageList, ItemError, ItemList, LabeledData, RandomResizedCrop,
-                              SplitData, UnknownLabelError, batch_warp, find_coeffs, get_files, grandparent_splitter,
-                              label_by_func, make_grey, make_rgb, parent_labeler, random_splitter, split_by_func, to_byte_tensor,
-                              to_dls, to_float_tensor, write_fmnist_pngs)
+from miniai.datablock import (CategoryProcessor, ImageList, ItemError, ItemList, LabeledData, SplitData, UnknownLabelError,
+                              get_files, grandparent_splitter, label_by_func, make_grey, make_rgb, parent_labeler, random_splitter,
+                              split_by_func, to_byte_tensor, to_dls, to_float_tensor)
+from miniai.imagefiles import DONE_MARKER, write_fmnist_pngs
+from miniai.warps import RandomResizedCrop, batch_warp, find_coeffs
 
 def bounded(n): return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -167,7 +168,7 @@ def test_get_files_symlink_loop_and_hidden(tmp_path):
 
 def test_png_tree_is_atomic(tmp_path, monkeypatch):
     "An interrupted write leaves no tree under the final name; a finished one is reused; a foreign folder is refused."
-    import miniai.datablock as db
+    import miniai.imagefiles as db
     from miniai.data import FashionMNIST
     fm = FashionMNIST(torch.zeros(4, 3, 3, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]),
                       torch.zeros(2, 3, 3, dtype=torch.uint8), torch.tensor([1, 0]), ['T-shirt/top', 'Trouser'])
@@ -193,7 +194,7 @@ def test_png_tree_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match='no .complete file'): write_fmnist_pngs(dest=other)
 
 def test_png_tree_small_and_full_are_separate(monkeypatch, tmp_path):
-    from miniai.datablock import fmnist_png_dir
+    from miniai.imagefiles import fmnist_png_dir
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     monkeypatch.setenv('MINIAI_SMALL', '1')
     small = fmnist_png_dir()
