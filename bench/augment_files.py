@@ -52,8 +52,9 @@ def run(aug, a):
 
     class EpochTimes(Callback):
         def before_fit(self, learn): self.times = []
-        def before_epoch(self, learn): self.t0 = time.perf_counter()
-        def after_epoch(self, learn):
+        def before_epoch(self, learn):
+            if learn.training: self.t0 = time.perf_counter()
+        def after_epoch(self, learn):  # an epoch: its training and its validation pass
             if not learn.training: self.times.append(time.perf_counter() - self.t0)
 
     set_seed(a.seed)
