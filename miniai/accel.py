@@ -34,6 +34,12 @@ def _to_float(x):
     "`x` with its 16-bit float tensors made float32 (through dicts, lists and tuples)"
     return tree_map(lambda t: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t, x)
 
+def _only_batch_steps(cb, learn, hint=''):
+    "Refuse another callback beside `cb` that supplies the steps of a batch: only one of them would run"
+    others = [type(o).__name__ for o in learn.cbs if o is not cb and isinstance(o, TrainCB)]
+    if others: raise TypeError(f"{type(cb).__name__} supplies the steps of a batch itself, and so does {others[0]}: "
+                               f"keep only one of them in the callbacks{hint}")
+
 class MixedPrecision(TrainCB):
     "`TrainCB` with the forward pass under `torch.autocast`: bf16 on CPU, fp16 with a `GradScaler` on CUDA"
     order = DeviceCB.order + 1  # its before_fit reads the device the model was moved to
@@ -48,25 +54,19 @@ class MixedPrecision(TrainCB):
         self.dtype, self.scaler, self.grad_scaler, self._ac = dtype, scaler, None, None
 
     def before_fit(self, learn):
-        others = [type(cb).__name__ for cb in learn.cbs if cb is not self and isinstance(cb, TrainCB)]
-        if others: raise TypeError(f"MixedPrecision supplies the steps of a batch itself, and so does {others[0]}: "
-                                   "keep only one of them in the callbacks")
+        _only_batch_steps(self, learn)
         self.device_type = _model_device(learn.model).type
         self.enabled = torch.amp.is_autocast_available(self.device_type)
-        if not self.enabled:
-            if self.device_type not in _warned_devices:
-                _warned_devices.add(self.device_type)
-                warnings.warn(f"MixedPrecision: torch.autocast does not support device type {self.device_type!r}; "
-                              "training in full precision. Move the model to 'cpu' or 'cuda', or drop MixedPrecision.")
-            self.grad_scaler = None
-            return
+        if not self.enabled and self.device_type not in _warned_devices:
+            _warned_devices.add(self.device_type)
+            warnings.warn(f"MixedPrecision: torch.autocast does not support device type {self.device_type!r}; "
+                          "training in full precision. Move the model to 'cpu' or 'cuda', or drop MixedPrecision.")
         self.amp_dtype = self.dtype or autocast_dtype(self.device_type)
-        use_scaler = self.amp_dtype == torch.float16 if self.scaler is None else self.scaler
-        if not use_scaler: self.grad_scaler = None
-        elif self.grad_scaler is None or self._scaler_device != self.device_type:  # keep its scale from fit to fit
-            self.grad_scaler, self._scaler_device = torch.amp.GradScaler(self.device_type), self.device_type
+        use = self.enabled and (self.amp_dtype == torch.float16 if self.scaler is None else self.scaler)
+        if self.grad_scaler is None or self._scaler_for != (self.device_type, use):  # else keep its scale from fit to fit
+            self.grad_scaler, self._scaler_for = torch.amp.GradScaler(self.device_type, enabled=use), (self.device_type, use)
         overridden = [nm for nm in ('backward', 'step') if getattr(type(learn), nm) is not getattr(Learner, nm)]
-        if self.grad_scaler is not None and overridden:
+        if use and overridden:
             raise TypeError(f"MixedPrecision: {type(learn).__name__} defines {overridden[0]} itself, so the grad scaler "
                             "would be skipped and fp16 gradients could underflow. Use a plain Learner with MixedPrecision.")
 
@@ -85,15 +85,10 @@ class MixedPrecision(TrainCB):
 
     def cleanup_batch(self, learn): self._exit()  # a batch cancelled or failed inside predict still leaves autocast
 
-    def backward(self, learn):
-        if self.grad_scaler is None: learn.loss.backward()
-        else: self.grad_scaler.scale(learn.loss).backward()
-
+    def backward(self, learn): self.grad_scaler.scale(learn.loss).backward()  # a disabled scaler: loss.backward()
     def step(self, learn):
-        if self.grad_scaler is None: learn.opt.step()
-        else:
-            self.grad_scaler.step(learn.opt)  # unscales the gradients; skips the step if any is inf or nan
-            self.grad_scaler.update()
+        self.grad_scaler.step(learn.opt)  # unscales the gradients; skips the step if any is inf or nan
+        self.grad_scaler.update()
 
 # %% ../nbs/14_accel.ipynb #095dd230
 def _to_channels_last(t):
@@ -163,9 +158,7 @@ class AccelerateCB(TrainCB):
         self.acc = Accelerator(mixed_precision=mixed_precision, **kwargs)  # joins the process group, if launched in one
 
     def before_fit(self, learn):
-        others = [type(cb).__name__ for cb in learn.cbs if cb is not self and isinstance(cb, TrainCB)]
-        if others: raise TypeError(f"AccelerateCB supplies the steps of a batch itself, and so does {others[0]}: keep "
-                                   "only AccelerateCB (for mixed precision pass it mixed_precision='bf16' or 'fp16')")
+        _only_batch_steps(self, learn, " (with AccelerateCB, pass it mixed_precision='bf16' or 'fp16' for mixed precision)")
         self.saved = learn.model, learn.opt, learn.dls
         dls = learn.dls
         train, valid = pick_dl(dls), pick_dl(dls, train=False)

@@ -13,11 +13,11 @@ import miniai
 from .data import atomic_write
 from .training import pick_dl
 from .learner import Callback, ProgressCB
-from .sgd import ParamSchedCB
+from .sched import ParamSchedCB
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'CheckpointCB',
-           'ResumeCB']
+__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'save_checkpoint', 'read_checkpoint', 'state_dict_mismatch', 'load_checkpoint',
+           'CheckpointCB', 'ResumeCB']
 
 # %% ../nbs/14b_checkpoint.ipynb #2b7a6c40
 CHECKPOINT_FORMAT = 'miniai-checkpoint-1'
@@ -87,7 +87,9 @@ def _sched_state(cb): return cb.schedo.state_dict() if getattr(cb, 'schedo', Non
 def _load_sched_state(cb, st):
     if getattr(cb, 'schedo', None) is not None: cb.schedo.load_state_dict(st)
     else: cb.n = st['n']
-def _scaler(learn): return next((cb.grad_scaler for cb in learn.cbs if getattr(cb, 'grad_scaler', None) is not None), None)
+def _scaler(learn):
+    "The enabled grad scaler of a callback (`MixedPrecision` in fp16), if any"
+    return next((cb.grad_scaler for cb in learn.cbs if getattr(cb, 'grad_scaler', None) is not None and cb.grad_scaler.is_enabled()), None)
 
 # %% ../nbs/14b_checkpoint.ipynb #45005835
 def save_checkpoint(learn, # the Learner to save
@@ -125,18 +127,18 @@ def read_checkpoint(path # a file written by `save_checkpoint`
                               "Use an earlier checkpoint.")
     return ckpt
 
-def _check_model(model, sd, path, show=5):
-    "Raise `CheckpointError` listing the keys and shapes of `sd` that do not fit `model`"
+def state_dict_mismatch(model:nn.Module, # the model the state should load into
+                        state:dict, # a state dict, e.g. read from a file
+                        show:int=5 # how many keys of each kind to name
+                       ) -> str:
+    "'' when `state` fits `model`; else its missing and unexpected keys and mismatched shapes, for an error message"
     own = model.state_dict()
-    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
-    shapes = [f'{k} {tuple(sd[k].shape)} in the file, {tuple(own[k].shape)} in the model'
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    if not (missing or unexpected or shapes): return
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    shapes = [f'{k} {tuple(state[k].shape)} saved, {tuple(own[k].shape)} in the model'
+              for k in own if k in state and state[k].shape != own[k].shape]
     def few(xs): return ', '.join(xs[:show]) + (f' and {len(xs)-show} more' if len(xs) > show else '')
-    parts = [f'{nm}: {few(xs)}' for nm, xs in (('missing keys', missing), ('unexpected keys', unexpected),
-                                               ('mismatched shapes', shapes)) if xs]
-    raise CheckpointError(f"{path} was saved from a different model ({'; '.join(parts)}). "
-                          "Build the same model (layers and sizes) as the one that was saved, then load.")
+    return '; '.join(f'{nm}: {few(xs)}' for nm, xs in (('missing keys', missing), ('unexpected keys', unexpected),
+                                                       ('mismatched shapes', shapes)) if xs)
 
 def load_checkpoint(learn, # the Learner to restore
                     path, # a file written by `save_checkpoint`
@@ -146,7 +148,9 @@ def load_checkpoint(learn, # the Learner to restore
     "Restore model, optimizer, schedulers, grad scaler and RNG states of `learn` from `path`; return the checkpoint"
     ckpt = read_checkpoint(path)
     model = _plain_model(learn.model)
-    _check_model(model, ckpt['model'], path)
+    what = state_dict_mismatch(model, ckpt['model'])
+    if what: raise CheckpointError(f"{path} was saved from a different model ({what}). "
+                                   "Build the same model (layers and sizes) as the one that was saved, then load.")
     model.load_state_dict(ckpt['model'])
     if opt and ckpt['opt'] is not None:
         if learn.opt is None: learn.opt = learn.opt_func(model.parameters(), learn.lr)

@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['FMNIST_FILES', 'FMNIST_CLASSES', 'SYSTEM_DATA_DIR', 'FMNIST_SHA256', 'FMNIST_MIRRORS', 'parse_idx', 'read_idx',
-           'DataNotFoundError', 'cache_dir', 'fmnist_file', 'fmnist_search_path', 'find_fmnist', 'small_mode',
-           'balanced_subset', 'FashionMNIST', 'load_fmnist', 'load_fmnist_flat', 'atomic_write', 'download_fmnist']
+           'DataNotFoundError', 'cache_dir', 'find_data', 'fmnist_file', 'find_fmnist', 'small_mode', 'balanced_subset',
+           'FashionMNIST', 'load_fmnist', 'load_fmnist_flat', 'atomic_write', 'download_fmnist']
 
 # %% ../nbs/00_data.ipynb #74eb15a2
 FMNIST_FILES = dict(train_images='train-images-idx3-ubyte', train_labels='train-labels-idx1-ubyte',
@@ -63,11 +63,33 @@ def read_idx(fn: str|Path # an IDX file, gzipped or not
 
 # %% ../nbs/00_data.ipynb #010cc2e3
 class DataNotFoundError(FileNotFoundError):
-    "Fashion-MNIST is in none of the searched folders and could not be downloaded."
+    "A data set is in none of the folders searched (and could not be downloaded)."
 
 def cache_dir() -> Path:
     "miniai's cache folder: `$XDG_CACHE_HOME/miniai`, by default `~/.cache/miniai`."
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'miniai'
+
+def find_data(what: str, # the data, for the error message, e.g. 'Fashion-MNIST'
+              has, # `has(folder)`: does `folder` hold the data?
+              path: str|Path|None=None, # a folder to look in first
+              env_var: str|None=None, # an environment variable that may name a folder
+              cache_name: str|None=None, # the data's folder in `cache_dir()`
+              system_dir: str|Path|None=None, # where a Debian package installs the data
+              fetch=None, # called when no folder has the data (e.g. a download); returns the folder
+              help: str='', # how to get the data: the end of the error message
+              err=DataNotFoundError # the class of the error raised
+             ) -> Path:
+    "The first of `path`, `$env_var`, `cache_dir()/cache_name`, `system_dir` that `has` the data, else `fetch()`; else `err` listing them."
+    dirs = [Path(d).expanduser() for d in (path, env_var and os.environ.get(env_var), cache_name and cache_dir()/cache_name,
+                                           system_dir) if d]
+    for d in dirs:
+        if has(d): return d
+    failed = ''
+    if fetch is not None:
+        try: return fetch()
+        except DataNotFoundError as e: failed = f'\nand the download failed: {e}'
+    looked = '\n  '.join(map(str, dirs))
+    raise err(f"{what} not found in any of:\n  {looked}{failed}\n{help}")
 
 def fmnist_file(folder: str|Path, # a folder that may hold the Fashion-MNIST files
                 name: str # a file name from `FMNIST_FILES`, without `.gz`
@@ -77,31 +99,20 @@ def fmnist_file(folder: str|Path, # a folder that may hold the Fashion-MNIST fil
         if fn.is_file(): return fn
     return None
 
-def fmnist_search_path(path: str|Path|None=None # a folder to look in first
-                      ) -> list[Path]:
-    "The folders searched for Fashion-MNIST, in order."
-    dirs = [path, os.environ.get('MINIAI_DATA'), cache_dir()/'fashion-mnist', SYSTEM_DATA_DIR]
-    return [Path(d).expanduser() for d in dirs if d]
-
 # %% ../nbs/00_data.ipynb #7eb8c053
 def find_fmnist(path: str|Path|None=None, # a folder to look in first
                 download: bool=True, # download into the cache if no folder has the files?
                 mirrors=None # base URLs for the download; default: `FMNIST_MIRRORS`
                ) -> Path:
-    "The first folder in `fmnist_search_path(path)` that holds all four files; otherwise download them."
-    dirs = fmnist_search_path(path)
-    for d in dirs:
-        if all(fmnist_file(d, n) for n in FMNIST_FILES.values()): return d
-    looked = '\n  '.join(map(str, dirs))
+    "The first of `path`, `$MINIAI_DATA`, `cache_dir()/'fashion-mnist'`, `SYSTEM_DATA_DIR` with all four files; else download them."
     help_ = ("To get it, do one of:\n"
              "  - install the Debian/Ubuntu package: sudo apt-get install dataset-fashion-mnist\n"
              f"  - put the four files ({', '.join(n + '.gz' for n in FMNIST_FILES.values())}) in a folder "
              "and set MINIAI_DATA to that folder\n"
              f"  - go online and call again: they are downloaded into {cache_dir()/'fashion-mnist'}")
-    if not download: raise DataNotFoundError(f"Fashion-MNIST is not in any of:\n  {looked}\n{help_}")
-    try: return download_fmnist(mirrors=mirrors)
-    except DataNotFoundError as e:
-        raise DataNotFoundError(f"Fashion-MNIST is not in any of:\n  {looked}\nand the download failed: {e}\n{help_}") from None
+    return find_data('Fashion-MNIST', lambda d: all(fmnist_file(d, n) for n in FMNIST_FILES.values()), path,
+                     'MINIAI_DATA', 'fashion-mnist', SYSTEM_DATA_DIR, help=help_,
+                     fetch=(lambda: download_fmnist(mirrors=mirrors)) if download else None)
 
 # %% ../nbs/00_data.ipynb #ad311510
 def small_mode() -> bool:

@@ -13,29 +13,35 @@ from .conv import conv
 from .learner import Learner, TrainLearner, DeviceCB, MetricsCB, ProgressCB, Accuracy
 from .activations import Hooks
 from .init import GeneralRelu, init_weights
-from .sgd import ParamSchedCB, combine_scheds, one_cycle, sched_cos, torch_pct
+from .sched import ParamSchedCB, combine_scheds, one_cycle, sched_cos, torch_pct
 
 # %% auto #0
 __all__ = ['act_gr', 'fit_one_cycle', 'ResBlock', 'get_resnet', 'ModelSummary', 'summary']
 
 # %% ../nbs/12_resnet.ipynb #9d7a7ef6
-def fit_one_cycle(model:nn.Module, # the model to train
-                  dls, # `DataLoaders` (or a (train, valid) pair)
-                  epochs:int, # number of epochs; the one-cycle schedule spans them all
-                  lr:float, # the peak learning rate
-                  wd:float=1e-2, # AdamW's decoupled weight decay
-                  loss_func=F.cross_entropy, # the loss
-                  cbs=None, # more callbacks, such as batch transforms
-                  plot:bool=False, # plot the losses as training goes?
-                  learner=TrainLearner # the `Learner` class to use
+def fit_one_cycle(model, # the model to train, or a `Learner` to train again (its own data, loss and callbacks, a fresh optimizer)
+                  dls=None, # `DataLoaders` (or a (train, valid) pair) for a model; None for a `Learner`
+                  epochs:int=1, # number of epochs; the one-cycle schedule spans them all
+                  lr:float|list=1e-2, # the peak learning rate, or a list of them, one per param group
+                  wd:float=1e-2, # for a model: AdamW's decoupled weight decay
+                  loss_func=F.cross_entropy, # for a model: the loss
+                  cbs=None, # more callbacks, such as batch transforms: kept by a model's new `Learner`; a `Learner`'s for this fit
+                  plot:bool=False, # for a model: plot the losses as training goes?
+                  learner=TrainLearner # for a model: the `Learner` class to use
                  ) -> Learner:
-    "Train `model` for `epochs` with AdamW under a one-cycle schedule peaking at `lr`, tracking accuracy; return the `Learner`."
-    p = torch_pct(0.3, epochs*len(pick_dl(dls)))  # lesson 11: then `one_cycle` gives exactly OneCycleLR's rates
+    "Train for `epochs` with one-cycle: the rate up to `lr` and down, Adam's beta1 the other way (a model: AdamW, accuracy); return the `Learner`."
+    fit_cbs = []
+    if isinstance(model, Learner):
+        if dls is not None: raise ValueError("fit_one_cycle: a Learner trains on its own data; pass dls=None")
+        learn, fit_cbs = model, list(cbs or [])
+    else:
+        peak = max(lr) if isinstance(lr, (list, tuple)) else lr  # the schedule sets the rates before the first batch
+        learn = learner(model, dls, loss_func, lr=peak, opt_func=partial(optim.AdamW, weight_decay=wd),
+                        cbs=[DeviceCB(), MetricsCB(accuracy=Accuracy()), ProgressCB(plot=plot)] + list(cbs or []))
+    p = torch_pct(0.3, epochs*len(pick_dl(learn.dls)))  # lesson 11b: then `one_cycle` gives exactly OneCycleLR's rates
     beta1 = combine_scheds([p, 1-p], [sched_cos(0.95, 0.85), sched_cos(0.85, 0.95)])  # and momentum, as OneCycleLR cycles it
-    sched = ParamSchedCB(lr=one_cycle(lr, p), betas=lambda pos: (beta1(pos), 0.999))
-    cbs = [DeviceCB(), MetricsCB(accuracy=Accuracy()), ProgressCB(plot=plot), sched] + list(cbs or [])
-    learn = learner(model, dls, loss_func, lr=lr, cbs=cbs, opt_func=partial(optim.AdamW, weight_decay=wd))
-    learn.fit(epochs)
+    lrs = [one_cycle(l, p) for l in lr] if isinstance(lr, (list, tuple)) else one_cycle(lr, p)
+    learn.fit(epochs, cbs=[ParamSchedCB(lr=lrs, betas=lambda pos: (beta1(pos), 0.999))] + fit_cbs, reset_opt=True)
     return learn
 
 # %% ../nbs/12_resnet.ipynb #afe5002c
@@ -113,18 +119,12 @@ class ModelSummary(list):
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return '\n'.join('  '.join(c.ljust(wi) for c, wi in zip(r, w)).rstrip() for r in rows)
 
-def _first_batch_inputs(learn):
-    "The inputs of the first validation batch of `learn`'s data."
-    dls = learn.dls
-    dl = dls.valid if hasattr(dls, 'valid') else dls[1]
-    return next(iter(dl))[0]
-
 def summary(model, # a `Learner` (its model and its first validation batch are used) or an `nn.Module`
             xb=None, # an input batch, or the shape of one such as (1, 1, 28, 28); default: a `Learner`'s first validation batch
            ) -> ModelSummary:
     "Per child of the model: input and output shapes, parameters, MFLOPS per image; totals. Weights, buffers and modes are left unchanged."
     if isinstance(model, Learner):
-        if xb is None: xb = _first_batch_inputs(model)
+        if xb is None: xb = next(iter(pick_dl(model.dls, train=False)))[0]  # the inputs of the first validation batch
         model = model.model
     if xb is None: raise ValueError("summary: pass an input batch or its shape as `xb`, e.g. summary(model, (1, 1, 28, 28))")
     p = next(model.parameters(), None)

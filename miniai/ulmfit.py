@@ -10,15 +10,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
+from .training import pick_dl
 from .learner import Callback, Metric
 from .sgd import Adam, BatchSchedCB
 from .text import BOS, EOS
+from .encoder_checks import check_vocab, load_encoder
 
 # %% auto #0
 __all__ = ['dropout_mask', 'RNNDropout', 'WeightDropout', 'EmbeddingDropout', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN',
            'get_language_model', 'RNNCB', 'lm_loss', 'TokenAccuracy', 'fit_one_cycle_groups', 'lm_eval', 'generate',
-           'masked_concat_pool', 'PoolingClassifier', 'TextClassifier', 'check_vocab', 'load_encoder',
-           'get_text_classifier', 'layer_groups', 'freeze_to', 'discriminative_lrs', 'grouped_opt', 'BagOfWords']
+           'masked_concat_pool', 'PoolingClassifier', 'TextClassifier', 'get_text_classifier', 'layer_groups',
+           'freeze_to', 'discriminative_lrs', 'grouped_opt', 'BagOfWords']
 
 # %% ../nbs/17_ulmfit.ipynb #f7c9d590
 def dropout_mask(x: torch.Tensor, # a tensor of the dtype and device wanted
@@ -192,7 +194,7 @@ def fit_one_cycle_groups(learn, # a `Learner`
                   cbs: list|None=None, # more callbacks for this fit
                   **kwargs): # more arguments of `OneCycleLR`, e.g. `pct_start`
     "Fit `n_epochs` with a new optimizer and PyTorch's `OneCycleLR`, stepped after every batch (`BatchSchedCB`)."
-    total = n_epochs * len(learn.dls.train)
+    total = n_epochs * len(pick_dl(learn.dls))
     sched = BatchSchedCB(partial(OneCycleLR, max_lr=max_lr, total_steps=total, **kwargs))
     learn.fit(n_epochs, cbs=[sched] + list(cbs or []), reset_opt=True)
 
@@ -277,49 +279,13 @@ class TextClassifier(nn.Module):
         return self.head(outs[-1], (x != self.pad_idx).sum(1).clamp(min=1))
 
 # %% ../nbs/17_ulmfit.ipynb #1463326b
-def check_vocab(lm_vocab: list[str], # the language model's vocabulary
-                clas_vocab: list[str]): # the vocabulary that numericalized the classifier's texts
-    "An error unless the classifier's texts were numericalized with the language model's vocabulary."
-    if list(lm_vocab) == list(clas_vocab): return
-    fix = "Numericalize the classifier's texts with NumericalizeProcessor(vocab=<the language model's vocab>)."
-    if len(lm_vocab) != len(clas_vocab):
-        raise ValueError(f"The classifier's texts were numericalized with a vocabulary of {len(clas_vocab):,} tokens, but the "
-                         f"language model's has {len(lm_vocab):,}: its word vectors would be read for the wrong words. {fix}")
-    i = next(i for i, (a, b) in enumerate(zip(lm_vocab, clas_vocab)) if a != b)
-    raise ValueError(f"The classifier's vocabulary and the language model's both have {len(lm_vocab):,} tokens but differ from "
-                     f"index {i} on ({clas_vocab[i]!r} in the classifier's, {lm_vocab[i]!r} in the language model's). {fix}")
-
-def load_encoder(encoder: AWD_LSTM, # the classifier's encoder
-                 state: dict): # a state dict of an `AWD_LSTM`, e.g. `language_model[0].state_dict()`
-    "Load `state` into `encoder`; a state of another vocabulary or size is refused with both sizes named."
-    own = encoder.state_dict()
-    if 'emb.weight' not in state:
-        hint = " It is a whole language model's: pass model[0].state_dict(), the encoder's." if '0.emb.weight' in state else ''
-        raise ValueError(f"load_encoder: the state dict has no 'emb.weight' (its first keys: {list(state)[:3]}), so it is not "
-                         f"an AWD_LSTM encoder's.{hint}")
-    (v1, e1), (v0, e0) = state['emb.weight'].shape, own['emb.weight'].shape
-    if v1 != v0:
-        raise ValueError(f"load_encoder: the saved encoder has a vocabulary of {v1:,} tokens, this encoder {v0:,}. Build the "
-                         f"classifier with the language model's vocabulary (AWD_LSTM(vocab_sz={v1}, ...)) and numericalize its "
-                         "texts with it.")
-    bad = [f'{k}: saved {tuple(state[k].shape)}, here {tuple(v.shape)}' for k, v in own.items() if k in state and state[k].shape != v.shape]
-    missing, extra = [k for k in own if k not in state], [k for k in state if k not in own]
-    if bad or missing or extra:
-        what = '; '.join(bad[:3] + ([f'missing {missing[:3]}'] if missing else []) + ([f'not expected {extra[:3]}'] if extra else []))
-        raise ValueError(f"load_encoder: the saved encoder (emb_sz={e1}) does not fit this one (emb_sz={e0}, n_hid={encoder.n_hid}, "
-                         f"n_layers={encoder.n_layers}): {what}. Build the encoder with the language model's emb_sz, n_hid and n_layers.")
-    encoder.load_state_dict(state)
-
 def get_text_classifier(vocab: list[str], # the vocabulary that numericalized the classifier's texts
                         n_classes: int, # classes
                         encoder_state: dict|None=None, # a language model's encoder state; None: random weights
                         lm_vocab: list[str]|None=None, # that language model's vocabulary (checked against `vocab`)
                         **kwargs): # `AWD_LSTM` arguments: emb_sz, n_hid, n_layers, the dropouts
     "A `TextClassifier`; with `encoder_state`, the vocabularies are checked, then the encoder's weights loaded."
-    if encoder_state is not None:
-        if lm_vocab is None: raise ValueError("get_text_classifier: with encoder_state, pass lm_vocab= (the language model's "
-                                              "vocabulary), so that the two vocabularies can be checked")
-        check_vocab(lm_vocab, vocab)
+    if encoder_state is not None: check_vocab(lm_vocab, vocab)
     model = TextClassifier(AWD_LSTM(len(vocab), **kwargs), n_classes)
     if encoder_state is not None: load_encoder(model.encoder, encoder_state)
     return model

@@ -50,6 +50,27 @@ def test_search_order(isolated, monkeypatch):
     monkeypatch.setattr(D, 'SYSTEM_DATA_DIR', REAL)
     assert D.find_fmnist() == REAL
 
+def test_find_data_order_fetch_and_error(tmp_path, monkeypatch):
+    "The one finder every data set uses: argument, environment variable, cache, system folder; then fetch; then the error"
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
+    has = lambda d: (d/'ok').is_file()
+    dirs = {k: tmp_path/k for k in ('arg', 'env', 'sys')} | {'cache': tmp_path/'cache'/'miniai'/'things'}
+    for d in dirs.values(): d.mkdir(parents=True); (d/'ok').write_text('')
+    monkeypatch.setenv('MINIAI_THINGS', str(dirs['env']))
+    find = lambda path=None, **kw: D.find_data('Things', has, path, 'MINIAI_THINGS', 'things', dirs['sys'], **kw)
+    for k in ('arg', 'env', 'cache', 'sys'):
+        assert find(dirs['arg']) == dirs[k]
+        (dirs[k]/'ok').unlink()
+    assert find(fetch=lambda: tmp_path/'fetched') == tmp_path/'fetched'
+    class ThingsNotFound(D.DataNotFoundError): pass
+    def offline(): raise D.DataNotFoundError('no network')
+    with pytest.raises(ThingsNotFound) as e: find(dirs['arg'], fetch=offline, help='Install things.', err=ThingsNotFound)
+    assert str(e.value) == ('Things not found in any of:\n  ' + '\n  '.join(str(dirs[k]) for k in ('arg', 'env', 'cache', 'sys'))
+                            + '\nand the download failed: no network\nInstall things.')
+    monkeypatch.delenv('MINIAI_THINGS')
+    with pytest.raises(D.DataNotFoundError) as e: D.find_data('Things', has)  # no folders given: none searched
+    assert str(e.value).startswith('Things not found in any of:')
+
 def test_truncated_file(tmp_path):
     good = D.fmnist_file(REAL, 't10k-labels-idx1-ubyte')
     raw = D._gunzip(good.read_bytes(), good)

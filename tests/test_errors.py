@@ -527,7 +527,7 @@ def test_lr_find_fault_restores():
 # ---------------------------------------------------------------- conv and to_device (lesson 06), schedules (lesson 11)
 
 from miniai.conv import conv, to_device, available_devices
-from miniai.sgd import one_cycle, combine_scheds, sched_no, ParamSchedCB
+from miniai.sched import one_cycle, combine_scheds, sched_no, ParamSchedCB
 
 @pytest.mark.parametrize('k,v', [('ni', 0), ('nf', -1), ('ks', 0), ('stride', 0), ('ks', 2.5), ('ni', True), ('nf', '8')])
 def test_conv_sizes(k, v):

@@ -271,7 +271,7 @@ def test_accuracy_over_batches_is_exact(sizes, c, scores, seed):
 
 # ---------------------------------------------------------------- schedule functions
 
-from miniai.sgd import sched_lin, sched_cos, sched_exp, sched_no, combine_scheds, one_cycle
+from miniai.sched import sched_lin, sched_cos, sched_exp, sched_no, combine_scheds, one_cycle
 import itertools
 
 def _close(a, b): return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)

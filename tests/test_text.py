@@ -1,8 +1,9 @@
-"""miniai.text: bad input (files, loaders, vocabulary) and the batching properties, plus the data step script.
+"""miniai.text, miniai.fortunes, miniai.token_cache: bad input (files, loaders, vocabulary), the token cache and the
+batching properties, plus the data step script.
 
-The notebook (nbs/16_text.ipynb) shows each piece working; these tests add what would bury the lesson: every
-fault named in issue 15, hypothesis-driven properties of the language-model stream and the samplers, and
-tools/get_data.sh run against fake apt-get/sudo/id programs (nothing is installed).
+The notebooks (nbs/16_text.ipynb and its appendices 16a, 16b) show each piece working; these tests add what would
+bury the lesson: the faults of files, folders and sizes, hypothesis-driven properties of the language-model stream
+and the samplers, and tools/get_data.sh run against fake apt-get/sudo/id programs (nothing is installed).
 """
 import os, subprocess
 from pathlib import Path
@@ -10,10 +11,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from miniai.datablock import ItemError, SplitData, label_by_func, CategoryProcessor
-from miniai.text import (BOS, EOS, PAD, UNK, SPECIAL_TOKENS, Fortune, FortunesNotFoundError, LMLoader,
-                         NumericalizeProcessor, SortSampler, SortishSampler, TextList, TokenizeProcessor,
-                         find_fortunes, fortune_splitter, load_fortunes, pad_collate, padding_fraction, parse_fortunes,
-                         read_text, stratified_split, tokenize)
+from miniai.fortunes import (Fortune, FortunesNotFoundError, find_fortunes, fortune_splitter, load_fortunes,
+                             parse_fortunes, read_text, stratified_split)
+from miniai.text import (BOS, EOS, PAD, UNK, SPECIAL_TOKENS, LMLoader, NumericalizeProcessor, SortSampler,
+                         SortishSampler, TextList, TokenizeProcessor, pad_collate, padding_fraction, tokenize)
+from miniai.token_cache import cached_tokens, load_tokens, tokens_cache_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,8 +49,10 @@ def test_utf8_text_is_read_exactly(tmp_path):
 
 def test_fortune_folder_faults(tmp_path, cache, monkeypatch):
     monkeypatch.setenv('MINIAI_FORTUNES', '')
-    monkeypatch.setattr('miniai.text.FORTUNES_DIR', tmp_path/'nowhere')
-    with pytest.raises(FortunesNotFoundError, match='sudo apt-get install fortunes'): find_fortunes()
+    monkeypatch.setattr('miniai.fortunes.FORTUNES_DIR', tmp_path/'nowhere')
+    with pytest.raises(FortunesNotFoundError, match='sudo apt-get install fortunes') as e: find_fortunes(tmp_path/'given')
+    searched = str(e.value).split('\n')[1:4]  # the folders searched, in order: the argument, the cache, the Debian folder
+    assert [l.strip() for l in searched] == [str(tmp_path/'given'), str(cache/'fortunes'), str(tmp_path/'nowhere')]
     d = tmp_path/'f'; d.mkdir()
     (d/'jokes').write_text('One.\n%\nTwo.\n')
     (d/'jokes.dat').write_bytes(b'\x00\x00\x00\x02binary index')  # skipped, like the Debian package's indexes
@@ -116,17 +120,57 @@ def test_stratified_split_properties(labels, pct, seed):
 
 # ---- tokens and vocabulary -----------------------------------------------------------------------------------------
 
+def test_fortunes_found_in_the_cache_folder(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv('MINIAI_FORTUNES', '')
+    monkeypatch.setattr('miniai.fortunes.FORTUNES_DIR', tmp_path/'nowhere')
+    (cache/'fortunes').mkdir(parents=True)
+    (cache/'fortunes'/'mine').write_text('A.\n%\nB.\n')
+    assert find_fortunes() == cache/'fortunes' and load_fortunes(small=False) == {'mine': ['A.', 'B.']}
+
+
+def _counting(calls):
+    def tokenize_all(texts):
+        calls.append(len(texts))
+        return [t.split() for t in texts]
+    return tokenize_all
+
+
 def test_tokenize_cache_lives_in_the_cache_dir_and_is_keyed(cache):
     texts = ['Hello World!!!!', 'It is <br />NOT so.']
     tp = TokenizeProcessor(progress=False)
     toks = tp(texts)
     files = list((cache/'text').iterdir())
-    assert len(files) == 1 and not tp.stats['from_cache']
-    assert tp(texts) == toks and tp.stats['from_cache']
+    assert len(files) == 1 and files[0] == tokens_cache_file(texts, tp.settings())
+    tp.tokenize_all = None  # read back: a second call does not tokenize
+    assert tp(texts) == toks
     TokenizeProcessor(progress=False, post_rules=[])(texts)  # other rules: another file
     TokenizeProcessor(progress=False)(texts[:1])             # other texts (small vs full): another file
     assert len(list((cache/'text').iterdir())) == 3
     assert not any(p.is_relative_to(ROOT) for p in (cache/'text').iterdir())
+    assert TokenizeProcessor(progress=False, cache=False)(['Not kept.']) and len(list((cache/'text').iterdir())) == 3
+
+
+def test_damaged_or_foreign_cache_files_are_rebuilt(cache):
+    texts, calls = ['a b', 'c'], []
+    f = _counting(calls)
+    assert cached_tokens(f, texts, ['x']) == [['a', 'b'], ['c']] and calls == [2]
+    fn = tokens_cache_file(texts, ['x'])
+    assert cached_tokens(f, texts, ['x']) == [['a', 'b'], ['c']] and calls == [2]  # read back
+    good = fn.read_bytes()
+    for bad in (good[:len(good)//2], b'', b'[1, 2]', good.replace(fn.stem.encode(), b'another-key'),
+                good.replace(b'[["a", "b"], ["c"]]', b'[["a", "b"]]')):  # cut, empty, not a dict, another name, too few
+        fn.write_bytes(bad)
+        assert load_tokens(fn, 2) is None
+        assert cached_tokens(f, texts, ['x']) == [['a', 'b'], ['c']]
+    assert calls == [2] * 6 and load_tokens(fn, 2) == [['a', 'b'], ['c']]
+    assert load_tokens(cache/'text'/'missing.json', 2) is None
+
+
+def test_cache_names_cannot_collide_by_joining_texts(cache):
+    assert tokens_cache_file(['ab', 'c'], []) != tokens_cache_file(['a', 'bc'], [])
+    def rule(t): return t
+    assert tokens_cache_file(['a'], [rule]) != tokens_cache_file(['a'], [lambda t: t])  # a rule counts by its code
+    assert tokens_cache_file(['a'], [rule]) == tokens_cache_file(['a'], [rule])
 
 
 def test_tokenize_processes_agree_and_unpicklable_rules_are_named(cache):
@@ -136,7 +180,7 @@ def test_tokenize_processes_agree_and_unpicklable_rules_are_named(cache):
     assert one == two == tokenize(texts)
     assert all(t[0] == BOS and t[-1] == EOS for t in one)
     shout = lambda t: t.upper()
-    with pytest.raises(ValueError, match=r'rules cannot be sent to worker processes .*lambda.*or use n_workers=1'):
+    with pytest.raises(ValueError, match=r'cannot be sent to worker processes .*lambda.*or use n_workers=1'):
         TokenizeProcessor(n_workers=2, chunksize=7, cache=False, progress=False, pre_rules=[shout])(texts)
     assert TokenizeProcessor(n_workers=1, cache=False, progress=False, pre_rules=[shout], post_rules=[])(['ab']) == [['AB']]
 

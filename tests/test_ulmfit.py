@@ -1,4 +1,5 @@
-"""miniai.ulmfit: the AWD-LSTM regularisers, the hidden state, the RNN callback, and the bad input of issue 16.
+"""miniai.ulmfit and miniai.encoder_checks: the AWD-LSTM regularisers, the hidden state, the RNN callback, the fitter,
+and an encoder state or vocabulary that does not fit.
 
 The notebook (nbs/17_ulmfit.ipynb) shows each piece working at a student's size; these tests pin down the
 properties the lesson relies on (masks constant over time, nothing changed in evaluation, the dropped fraction
@@ -8,8 +9,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from torch import nn
-from miniai.ulmfit import (AWD_LSTM, EmbeddingDropout, RNNCB, RNNDropout, TextClassifier, WeightDropout, check_vocab,
-                           dropout_mask, generate, get_language_model, get_text_classifier, layer_groups, load_encoder,
+from torch.utils.data import DataLoader, TensorDataset
+from miniai.datasets import DataLoaders
+from miniai.encoder_checks import check_vocab, load_encoder
+from miniai.learner import Callback, TrainLearner
+from miniai.sgd import Adam
+from miniai.ulmfit import (AWD_LSTM, EmbeddingDropout, RNNCB, RNNDropout, TextClassifier, WeightDropout, dropout_mask,
+                           fit_one_cycle_groups, generate, get_language_model, get_text_classifier, layer_groups,
                            masked_concat_pool, freeze_to)
 
 CFG = dict(emb_sz=8, n_hid=12, n_layers=2)
@@ -152,6 +158,24 @@ def test_rnncb_clips_gradients_and_resets():
     assert total.item() == pytest.approx(0.25, rel=1e-3)
     RNNCB().before_epoch(learn)
     assert lm[0].hidden[0] is None
+
+
+# ---- the fitter ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('pair', [True, False], ids=['(train, valid) pair', 'DataLoaders'])
+def test_fit_one_cycle_groups_takes_any_dls(pair):
+    "The one-cycle schedule spans every training batch, whether `dls` is a `DataLoaders` or a plain (train, valid) pair"
+    x, y = torch.randn(40, 3), torch.randn(40, 1)
+    train, valid = DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x[:16], y[:16]), batch_size=8)
+    dls = (train, valid) if pair else DataLoaders(train, valid)
+    learn = TrainLearner(nn.Linear(3, 1), dls, lr=1e-2, opt_func=Adam)
+    lrs = []
+    class Rec(Callback):
+        order = 100
+        def after_step(self, learn): lrs.append(learn.opt.param_groups[0]['lr'])
+    fit_one_cycle_groups(learn, 2, 1e-2, cbs=[Rec()])
+    assert len(lrs) == 2 * len(train) == 10
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05) and lrs[-1] < 1e-4  # up to the peak, then down to almost 0
 
 
 # ---- the classifier ----------------------------------------------------------------------------------------------
