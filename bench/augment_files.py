@@ -69,15 +69,15 @@ def run(aug, a):
                epoch_s=[round(t, 1) for t in et.times], date=time.strftime('%Y-%m-%d %H:%M'))
     print(json.dumps(rec), flush=True)
     if not a.small:
-        with open(OUT, 'a') as f: f.write(json.dumps(rec) + '\n')
+        with open(a.out, 'a') as f: f.write(json.dumps(rec) + '\n')
     return rec
 
 
-def plot(dest):
+def plot(dest, src=OUT):
     import matplotlib
     matplotlib.use('agg')
     import matplotlib.pyplot as plt
-    recs = [json.loads(l) for l in OUT.read_text().splitlines() if l.strip()]
+    recs = [json.loads(l) for l in Path(src).read_text().splitlines() if l.strip()]
     fig, axs = plt.subplots(1, 2, figsize=(10, 4))
     for r in recs:
         lbl = f"{r['aug']}, {r['epochs']} epochs"
@@ -99,9 +99,10 @@ def main(argv=None):
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--small', action='store_true', help='the 10%% subset (a check that it runs; not stored)')
+    p.add_argument('--out', default=str(OUT), help='the JSON-lines file the runs are appended to (and --plot reads)')
     p.add_argument('--plot', metavar='PNG', help='draw the stored runs instead of training')
     a = p.parse_args(argv)
-    if a.plot: return plot(a.plot)
+    if a.plot: return plot(a.plot, a.out)
     for aug in a.runs.split(','):
         if aug not in ('none', 'item'): sys.exit(f'augment_files.py: unknown run {aug!r}; use none or item')
         run(aug, a)
