@@ -213,7 +213,8 @@ def hf_dls(a, g):
 def files_dls(a, g):
     "Lesson 15's path: PNG files on disk, per-item transforms, `to_dls`; training items in index order (the order of `raw`)"
     from miniai.datablock import (ImageList, SplitData, grandparent_splitter, label_by_func, parent_labeler, CategoryProcessor,
-                                  class_folder, make_grey, to_byte_tensor, to_float_tensor, to_dls, write_fmnist_pngs)
+                                  make_grey, to_byte_tensor, to_float_tensor, to_dls)
+    from miniai.imagefiles import class_folder, write_fmnist_pngs
     from miniai.data import FMNIST_CLASSES
     il = ImageList.from_files(write_fmnist_pngs(small=a.small), tfms=[make_grey, to_byte_tensor, to_float_tensor])
     il.items.sort(key=lambda f: (f.parent.parent.name, int(f.stem)))  # file n.png is image n of its split

@@ -1,7 +1,7 @@
-"""The data block API (lesson 15) on bad input, and properties of its splitters, processors and augmentations.
+"""The data block API (lesson 15 with its appendix 15a) on bad input, and properties of its splitters and processors.
 
 Every test makes its own small folder of images (varied sizes and modes) under pytest's `tmp_path`; nothing
-reads the Fashion-MNIST tree. Hypothesis tests draw a bounded number of cases so the file stays fast.
+reads the Fashion-MNIST tree (tests/test_imagefiles.py has the cases of a real collection). Hypothesis tests draw a bounded number of cases so the file stays fast.
 """
 import os, pickle, random
 from functools import partial
@@ -10,10 +10,10 @@ import numpy as np
 import pytest, torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
-from miniai.datablock import (CategoryProcessor, DONE_MARKER, ImageList, ItemError, ItemList, LabeledData, RandomResizedCrop,
-                              SplitData, UnknownLabelError, batch_warp, find_coeffs, get_files, grandparent_splitter,
-                              label_by_func, make_grey, make_rgb, parent_labeler, random_splitter, split_by_func, to_byte_tensor,
-                              to_dls, to_float_tensor, write_fmnist_pngs)
+from miniai.datablock import (CategoryProcessor, ImageList, ItemError, ItemList, LabeledData, SplitData, UnknownLabelError,
+                              get_files, grandparent_splitter, label_by_func, make_grey, make_rgb, parent_labeler, random_splitter,
+                              split_by_func, to_byte_tensor, to_dls, to_float_tensor)
+from miniai.imagefiles import DONE_MARKER, write_fmnist_pngs
 
 def bounded(n): return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -84,12 +84,12 @@ def test_missing_folder(tmp_path):
     (tmp_path/'f').write_text('')
     with pytest.raises(NotADirectoryError, match='is not a folder'): get_files(tmp_path/'f')
 
-@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'empty'])
-def test_unreadable_image_named_with_index(tmp_path, damage):
+def test_truncated_image_named_with_index_when_read(tmp_path):
+    "A truncated file has a whole header, so the listing cannot see it: reading it fails, naming the file and its index"
     make_tree(tmp_path)
     bad = tmp_path/'train'/'dog'/'1.png'
     data = bad.read_bytes()
-    bad.write_bytes({'truncated': data[:len(data) // 2], 'garbage': b'not a png at all', 'empty': b''}[damage])
+    bad.write_bytes(data[:len(data) // 2])
     ll = labelled(tmp_path)
     idx = ll.train.x.items.index(bad)
     with pytest.raises(ItemError) as e: ll.train[idx]
@@ -97,6 +97,14 @@ def test_unreadable_image_named_with_index(tmp_path, damage):
     ll.train[idx - 1]  # the others still read
     with pytest.raises(ItemError, match=str(bad)):  # also through a DataLoader
         list(torch.utils.data.DataLoader(ll.train, batch_size=6))
+
+@pytest.mark.parametrize('damage', ['garbage', 'empty'])
+def test_file_that_is_not_an_image_named_at_listing(tmp_path, damage):
+    make_tree(tmp_path)
+    bad = tmp_path/'train'/'dog'/'1.png'
+    bad.write_bytes({'garbage': b'not a png at all', 'empty': b''}[damage])
+    with pytest.raises(ValueError, match=r"1 of 12 files in .* cannot be used\. 1 not an image PIL can open: train/dog/1\.png"):
+        ImageList.from_files(tmp_path)
 
 def test_negative_and_out_of_range_index(tmp_path):
     ll = labelled(make_tree(tmp_path))
@@ -118,7 +126,7 @@ def test_modes_the_tensor_conversion_cannot_take(tmp_path, mode):
     t = to_byte_tensor(make_rgb(im))
     assert t.shape == (3,) + im.size[::-1] and t.dtype == torch.uint8
     if mode == 'I;16': assert t.min() == 255  # scaled from 65535, not clipped
-    if mode == 'P-transparent': assert t.max() == 0  # transparent: black
+    if mode == 'P-transparent': assert t.min() == 255  # transparent: on the white background
     assert to_byte_tensor(make_grey(im)).shape == (1,) + im.size[::-1]
 
 def test_mode_error_through_the_pipeline_names_file_and_index(tmp_path):
@@ -137,10 +145,11 @@ def test_validation_label_never_seen_in_training(tmp_path):
 def test_empty_class_folder(tmp_path):
     make_tree(tmp_path)
     (tmp_path/'train'/'emu').mkdir()
-    with pytest.raises(ValueError, match=r'train/emu holds no images, while 2 folder\(s\) beside it do'):
+    with pytest.raises(ValueError, match=r'train/emu holds no images, while 2 folders beside it do'):
         ImageList.from_files(tmp_path)
     (tmp_path/'train'/'emu'/'notes.txt').write_text('no images here')  # files that are not images do not count
-    with pytest.raises(ValueError, match='emu holds no images'): ImageList.from_files(tmp_path)
+    with pytest.raises(ValueError, match=r'emu holds no images \(it holds 1 \.txt, left out\)'), pytest.warns(UserWarning, match='1 .txt'):
+        ImageList.from_files(tmp_path)
     (tmp_path/'train'/'.cache').mkdir()  # hidden folders are not classes
     (tmp_path/'train'/'emu'/'notes.txt').unlink(); (tmp_path/'train'/'emu').rmdir()
     assert len(ImageList.from_files(tmp_path)) == 12
@@ -167,7 +176,7 @@ def test_get_files_symlink_loop_and_hidden(tmp_path):
 
 def test_png_tree_is_atomic(tmp_path, monkeypatch):
     "An interrupted write leaves no tree under the final name; a finished one is reused; a foreign folder is refused."
-    import miniai.datablock as db
+    import miniai.imagefiles as db
     from miniai.data import FashionMNIST
     fm = FashionMNIST(torch.zeros(4, 3, 3, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]),
                       torch.zeros(2, 3, 3, dtype=torch.uint8), torch.tensor([1, 0]), ['T-shirt/top', 'Trouser'])
@@ -193,7 +202,7 @@ def test_png_tree_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match='no .complete file'): write_fmnist_pngs(dest=other)
 
 def test_png_tree_small_and_full_are_separate(monkeypatch, tmp_path):
-    from miniai.datablock import fmnist_png_dir
+    from miniai.imagefiles import fmnist_png_dir
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     monkeypatch.setenv('MINIAI_SMALL', '1')
     small = fmnist_png_dir()
@@ -233,38 +242,6 @@ def test_category_processor_round_trip(train, other):
         with pytest.raises(UnknownLabelError) as e: cp(known + unknown)
         assert e.value.label == unknown[0] and e.value.index == len(known)
     assert pickle.loads(pickle.dumps(cp)).deprocess(idxs) == train
-
-@bounded(30)
-@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 40), st.floats(0.01, 1), st.floats(0.2, 5), st.integers(0, 1000))
-def test_random_resized_crop_exact_size(w, h, size, smin, rmin, seed):
-    random.seed(seed)
-    t = RandomResizedCrop(size, scale=(smin, 1.), ratio=(min(rmin, 1 / rmin), max(rmin, 1 / rmin)))
-    assert t(Image.new('RGB', (w, h))).size == (size, size)
-
-@bounded(30)
-@given(st.lists(st.tuples(st.floats(-50, 150), st.floats(-50, 150)), min_size=4, max_size=4))
-def test_find_coeffs_maps_the_points(src):
-    dst = [(0, 0), (0, 100), (100, 100), (100, 0)]
-    try: a, b, c, d, e, f, g, h = find_coeffs(src, dst)
-    except ValueError as e:  # degenerate points: no perspective transform, and the error says so
-        assert 'three are on one line' in str(e)
-        return
-    for (x, y), (u, v) in zip(dst, src):
-        den = g * x + h * y + 1
-        assert abs((a*x + b*y + c) / den - u) < 1e-3 * (1 + abs(u)) and abs((d*x + e*y + f) / den - v) < 1e-3 * (1 + abs(v))
-
-def test_find_coeffs_degenerate():
-    dst = [(0, 0), (0, 100), (100, 100), (100, 0)]
-    for src in ([(0, 0), (0, 1), (5, 0), (0, 1)], [(0, 0), (1, 1), (2, 2), (5, 0)]):
-        with pytest.raises(ValueError, match='two of the points are the same, or three are on one line'): find_coeffs(src, dst)
-
-@bounded(20)
-@given(st.integers(1, 6), st.integers(2, 12), st.integers(2, 12), st.integers(0, 1000))
-def test_batch_warp_keeps_shape_and_range(n, h, w, seed):
-    torch.manual_seed(seed)
-    x = torch.rand(n, 3, h, w)
-    y = batch_warp(x)
-    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 + 1e-5
 
 def test_itemlist_indexing(tmp_path):
     il = ItemList(list('abcdef'), tfms=str.upper)
