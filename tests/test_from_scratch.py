@@ -28,7 +28,7 @@ from miniai.sched import sched_lin, sched_cos, sched_exp, sched_no, combine_sche
 from miniai.init import GeneralRelu, RunningBatchNorm
 from miniai.learner import TrainLearner, MomentumLearner
 from miniai.augment import LabelSmoothingCrossEntropy, MixUp
-from miniai.datablock import batch_warp
+from miniai.warps import batch_warp
 from miniai.datasets import TensorLoader
 from miniai.text import pad_collate
 from miniai.ulmfit import AWD_LSTM, EmbeddingDropout, RNNDropout, WeightDropout, TokenAccuracy
