@@ -8,7 +8,7 @@
 - the exercise notebooks run end to end with the reference solutions checked in place of the stubs
   (`MINIAI_EXERCISE_REFERENCE=1`, see nbs/18_exercises.ipynb).
 """
-import math, os, re, subprocess, sys, json
+import json, math, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -279,7 +279,9 @@ def test_reference_passes(name):
 @pytest.mark.parametrize('name,i', [(n, i) for n in sorted(WRONG) for i in range(len(WRONG[n]))])
 def test_wrong_answer_caught(name, i):
     fn, hint = WRONG[name][i]
+    t0 = time.perf_counter()
     r = run_check(name, fn)
+    assert time.perf_counter() - t0 < 5, f'{name}: checking wrong answer {i} took {time.perf_counter() - t0:.1f} s'
     assert r.status == 'fail', f'{name}: wrong answer {i} passed:\n{r.report}'
     assert 'failed on the case' in r.report and 'Expected:' in r.report and 'Problem:' in r.report, r.report
     if hint is not None: assert r.hint is not None and hint in r.hint, f'{name}: wrong answer {i} got hint {r.hint!r}, not one with {hint!r}\n{r.report}'
@@ -320,7 +322,6 @@ def test_check_prints_and_reference_mode(capsys, monkeypatch):
     with pytest.raises(TypeError, match='fn must be your function'): check('logsumexp', torch.zeros(3))
 
 def test_checks_are_fast():
-    import time
     for name, ex in EXERCISES.items():
         t0 = time.perf_counter(); run_check(name, ex.solution)
         assert time.perf_counter() - t0 < 5, name
