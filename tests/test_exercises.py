@@ -152,6 +152,8 @@ WRONG = {
                (_mm_loops_transposed, None)],
     'bmm': [(lambda a, b: torch.einsum('bik,bkj->ij', a, b), 'batch letter'), (lambda a, b: torch.einsum('bij,bjk->bki', a, b), 'wrong order'),
             (lambda a, b: torch.einsum('bik,bjk->bij', a, b), "b's letters")],
+    'row_dots': [(lambda a, b: torch.einsum('ij,kj->ik', a, b), 'every row of b'), (lambda a, b: torch.einsum('ij,ij->j', a, b), "'->j'"),
+                 (lambda a, b: torch.einsum('ij,ij->ij', a, b), 'summed over'), (lambda a, b: (a @ b.T).sum(1), None)],
     'linear_grad': [(lambda x, w, b, g: (g @ w.t(), x.t() @ g, g.mean(dim=0)), 'SUM of out_grad'),
                     (lambda x, w, b, g: (g @ w.t(), g.t() @ x, g.sum(0)), "w's shape"),
                     (lambda x, w, b, g: (g @ w, x.t() @ g, g.sum(0)), "x's shape"),
