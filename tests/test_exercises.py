@@ -371,3 +371,20 @@ def test_notebook_with_references(nb):
     r = subprocess.run([str(nbdev_test), '--path', str(nb), '--n_workers', '0'], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f'{nb.name} failed with the references:\n{r.stdout[-5000:]}\n{r.stderr[-10000:]}'
+
+def test_show_progress_colors_by_last_check(monkeypatch):
+    import matplotlib; matplotlib.use('agg')
+    from matplotlib.colors import to_rgba
+    from miniai import exercises as mx
+    monkeypatch.setattr(mx, '_RESULTS', {})
+    check('logsumexp', EXERCISES['logsumexp'].solution)
+    check('log_softmax', lambda x: x)
+    check('cross_entropy', EXERCISES['cross_entropy'].solution)
+    check('cross_entropy', lambda x, t: x.sum())  # the last check counts
+    ax = mx.show_progress([3])
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    colors = dict(zip(labels, (p.get_facecolor() for p in ax.patches)))
+    assert labels[:3] == ['03 logsumexp', '03 log_softmax', '03 cross_entropy'] and len(labels) == 7, labels
+    assert colors['03 logsumexp'] == to_rgba('tab:green') and colors['03 log_softmax'] == to_rgba('tab:red')
+    assert colors['03 cross_entropy'] == to_rgba('tab:red') and colors['03 accuracy'] == to_rgba('lightgray')
+    assert ax.get_title() == '1 of 7 passed'
