@@ -6,6 +6,7 @@
 #   tools/get_data.sh [--dry-run] [PACKAGE...]
 #
 # dataset-fashion-mnist: Fashion-MNIST, every lesson.        fortunes: the texts of lesson 16.
+# dict-gcide, wordnet-base, anarchism: the general English corpus of lesson 17a (miniai.corpus).
 # PACKAGE...: more Debian packages the caller found missing (.ci/run passes chromium), installed in the same apt run.
 # --dry-run: print what would be installed and how, install nothing.
 # apt is usable when apt-get exists and we are root or have passwordless sudo (`sudo -n`): nothing here ever asks
@@ -40,10 +41,20 @@ have_fortunes() {
   done
   return 1
 }
+# PACKAGE DEBIAN_FOLDER FILE: the folders of miniai.corpus; MINIAI_CORPUS_SYSTEM_ROOT goes before the Debian folder (tests only).
+have_corpus() {
+  for d in "${MINIAI_CORPUS:+$MINIAI_CORPUS/$1}" "$cache/corpus/$1" "${MINIAI_CORPUS_SYSTEM_ROOT:-}$2"; do
+    [ -n "$d" ] && [ -f "$d/$3" ] && return 0
+  done
+  return 1
+}
 
 pkgs=()
 have_fmnist || pkgs+=(dataset-fashion-mnist)
 have_fortunes || pkgs+=(fortunes)
+have_corpus dict-gcide /usr/share/dictd gcide.dict.dz || pkgs+=(dict-gcide)
+have_corpus wordnet-base /usr/share/wordnet data.noun || pkgs+=(wordnet-base)
+have_corpus anarchism /usr/share/doc/anarchism/markdown secA1.md.gz || pkgs+=(anarchism)
 pkgs+=("${extra[@]}")
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 
