@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 from miniai.corpus import (CORPUS_SOURCES, CorpusNotFoundError, b64_number, clean_anarchism, clean_gcide, clean_wordnet,
-                           corpus_search_path, drop_overlap, find_corpus, load_corpus, read_anarchism, read_gcide,
-                           read_wordnet, split_corpus, token_coverage)
+                           drop_overlap, find_corpus, load_corpus, read_anarchism, read_gcide, read_wordnet, split_corpus,
+                           token_coverage)
 
 ROOT = Path(__file__).resolve().parent.parent
 B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
@@ -35,8 +35,9 @@ GCIDE_ENTRIES = [
 def corpus_root(tmp_path, monkeypatch):
     "A folder with one subfolder per package, each holding a few texts in that package's format; no other folder searched"
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    monkeypatch.delenv('MINIAI_CORPUS', raising=False)
-    for s, src in CORPUS_SOURCES.items(): monkeypatch.setitem(CORPUS_SOURCES, s, src._replace(system_dir=tmp_path/'nowhere'/s))
+    for s, src in CORPUS_SOURCES.items():
+        monkeypatch.delenv(src.env_var, raising=False)
+        monkeypatch.setitem(CORPUS_SOURCES, s, src._replace(system_dir=tmp_path/'nowhere'/s))
     root = tmp_path/'corpus'
     g = root/'dict-gcide'; g.mkdir(parents=True)
     (g/'gcide.dict.dz').write_bytes(gzip.compress(b''.join(GCIDE_ENTRIES)))
@@ -100,32 +101,32 @@ def test_anarchism_reader_keeps_prose_files_and_splits_at_headings(corpus_root):
                                                   'A.1.1 What does it mean?\nA quoted passage.']
 
 
-def test_load_corpus_from_path_env_and_small_mode(corpus_root, monkeypatch):
-    corpus = load_corpus(path=corpus_root, small=False)
+def folders(root): return {s: root/src.package for s, src in CORPUS_SOURCES.items()}
+
+
+def test_load_corpus_from_paths_env_cache_and_small_mode(corpus_root, monkeypatch, tmp_path):
+    corpus = load_corpus(paths=folders(corpus_root), small=False)
     assert {s: len(d) for s, d in corpus.items()} == {'gcide': 2, 'wordnet': 4, 'anarchism': 3}
-    monkeypatch.setenv('MINIAI_CORPUS', str(corpus_root))
+    for s, d in folders(corpus_root).items(): monkeypatch.setenv(CORPUS_SOURCES[s].env_var, str(d))
     assert load_corpus(small=False) == corpus
     assert find_corpus('wordnet') == corpus_root/'wordnet-base'
+    monkeypatch.delenv('MINIAI_WORDNET')
+    (tmp_path/'cache'/'miniai'/'corpus').mkdir(parents=True)
+    (corpus_root/'wordnet-base').rename(tmp_path/'cache'/'miniai'/'corpus'/'wordnet-base')
+    assert find_corpus('wordnet') == tmp_path/'cache'/'miniai'/'corpus'/'wordnet-base'  # the cache's folder
     assert load_corpus(small=True, every=2) == {'gcide': corpus['gcide'][1:], 'wordnet': corpus['wordnet'][::2],
                                                 'anarchism': corpus['anarchism'][::2]}  # raw entries 0 (00-database) and 2
 
 
-def test_search_path_order(tmp_path, monkeypatch):
-    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
-    monkeypatch.setenv('MINIAI_CORPUS', str(tmp_path/'env'))
-    assert corpus_search_path('anarchism', tmp_path/'arg') == [
-        tmp_path/'arg'/'anarchism', tmp_path/'env'/'anarchism', tmp_path/'cache'/'miniai'/'corpus'/'anarchism',
-        Path('/usr/share/doc/anarchism/markdown')]
-
-
 def test_missing_packages_are_named_with_the_apt_command(corpus_root):
-    with pytest.raises(CorpusNotFoundError, match=r'(?s)Debian package wordnet-base.*nowhere/wordnet.*sudo apt-get install wordnet-base'):
+    with pytest.raises(CorpusNotFoundError, match=r'(?s)Debian package wordnet-base.*corpus/wordnet-base\n.*nowhere/wordnet\n'
+                                                  r'.*sudo apt-get install wordnet-base.*set MINIAI_WORDNET'):
         find_corpus('wordnet')
     with pytest.raises(CorpusNotFoundError, match=r'^3 sources of the corpus are missing .*sudo apt-get install dict-gcide wordnet-base anarchism'):
         load_corpus()
     (corpus_root/'dict-gcide'/'gcide.dict.dz').rename(corpus_root/'gcide.dict.dz')  # one missing: its own message
-    with pytest.raises(CorpusNotFoundError, match=r'(?s)^The gcide texts .*sudo apt-get install dict-gcide'):
-        load_corpus(path=corpus_root)
+    with pytest.raises(CorpusNotFoundError, match=r'(?s)^gcide.dict.dz \(the gcide texts, Debian package dict-gcide\) not found.*sudo apt-get install dict-gcide'):
+        load_corpus(paths=folders(corpus_root))
     with pytest.raises(ValueError, match="unknown corpus source 'wiki'"): find_corpus('wiki')
 
 
@@ -192,5 +193,8 @@ def test_get_data_installs_the_corpus_packages_when_missing(tmp_path):
     for p in ('dict-gcide', 'wordnet-base', 'anarchism'): assert f'apt-get install -y -q {p}' in out
 
 
-def test_get_data_finds_the_corpus_in_miniai_corpus(tmp_path, corpus_root):
-    assert _dry_run(tmp_path, MINIAI_CORPUS_SYSTEM_ROOT=str(tmp_path/'empty'), MINIAI_CORPUS=str(corpus_root)) == ''
+def test_get_data_finds_the_corpus_where_the_loader_looks(tmp_path, corpus_root):
+    env = {CORPUS_SOURCES[s].env_var: str(d) for s, d in folders(corpus_root).items() if s != 'anarchism'}
+    (tmp_path/'cache'/'miniai'/'corpus').mkdir(parents=True)
+    (corpus_root/'anarchism').rename(tmp_path/'cache'/'miniai'/'corpus'/'anarchism')  # one in the cache
+    assert _dry_run(tmp_path, MINIAI_CORPUS_SYSTEM_ROOT=str(tmp_path/'empty'), **env) == ''

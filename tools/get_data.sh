@@ -41,10 +41,10 @@ have_fortunes() {
   done
   return 1
 }
-# PACKAGE DEBIAN_FOLDER FILE: the folders of miniai.corpus; MINIAI_CORPUS_SYSTEM_ROOT goes before the Debian folder (tests only).
+# PACKAGE ENV_VAR DEBIAN_FOLDER FILE: the folders of miniai.corpus; MINIAI_CORPUS_SYSTEM_ROOT goes before the Debian folder (tests only).
 have_corpus() {
-  for d in "${MINIAI_CORPUS:+$MINIAI_CORPUS/$1}" "$cache/corpus/$1" "${MINIAI_CORPUS_SYSTEM_ROOT:-}$2"; do
-    [ -n "$d" ] && [ -f "$d/$3" ] && return 0
+  for d in "${!2:-}" "$cache/corpus/$1" "${MINIAI_CORPUS_SYSTEM_ROOT:-}$3"; do
+    [ -n "$d" ] && [ -f "$d/$4" ] && return 0
   done
   return 1
 }
@@ -52,9 +52,9 @@ have_corpus() {
 pkgs=()
 have_fmnist || pkgs+=(dataset-fashion-mnist)
 have_fortunes || pkgs+=(fortunes)
-have_corpus dict-gcide /usr/share/dictd gcide.dict.dz || pkgs+=(dict-gcide)
-have_corpus wordnet-base /usr/share/wordnet data.noun || pkgs+=(wordnet-base)
-have_corpus anarchism /usr/share/doc/anarchism/markdown secA1.md.gz || pkgs+=(anarchism)
+have_corpus dict-gcide MINIAI_GCIDE /usr/share/dictd gcide.dict.dz || pkgs+=(dict-gcide)
+have_corpus wordnet-base MINIAI_WORDNET /usr/share/wordnet data.noun || pkgs+=(wordnet-base)
+have_corpus anarchism MINIAI_ANARCHISM /usr/share/doc/anarchism/markdown secA1.md.gz || pkgs+=(anarchism)
 pkgs+=("${extra[@]}")
 [ ${#pkgs[@]} -eq 0 ] && exit 0
 
