@@ -26,21 +26,22 @@ def _get_data(tmp_path, b, *args, present=False, **env):
     empty = tmp_path/'empty'; empty.mkdir(exist_ok=True)
     env = dict(env, PATH=str(b), HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path/'cache'),
                MINIAI_FMNIST_SYSTEM_DIR='/usr/share/datasets/fashion-mnist' if present else str(empty),
-               MINIAI_FORTUNES_SYSTEM_DIR='/usr/share/games/fortunes' if present else str(empty))
+               MINIAI_FORTUNES_SYSTEM_DIR='/usr/share/games/fortunes' if present else str(empty),
+               MINIAI_CORPUS_SYSTEM_ROOT='' if present else str(empty))  # the corpus packages' Debian folders, under this root
     return subprocess.run(['/bin/bash', str(ROOT/'tools'/'get_data.sh'), *args], env=env, capture_output=True, text=True)
 
 def test_get_data_installs_missing_packages_as_root(tmp_path):
     b, log = _fake_bin(tmp_path, uid=0)
     r = _get_data(tmp_path, b, 'chromium')
     assert r.returncode == 0, r.stderr
-    assert log.read_text().splitlines() == ['apt-get update -q', 'apt-get install -y -q dataset-fashion-mnist',
-                                            'apt-get install -y -q fortunes', 'apt-get install -y -q chromium']
+    assert log.read_text().splitlines() == ['apt-get update -q'] + [f'apt-get install -y -q {p}' for p in (
+        'dataset-fashion-mnist', 'fortunes', 'dict-gcide', 'wordnet-base', 'anarchism', 'chromium')]
 
 def test_get_data_uses_passwordless_sudo(tmp_path):
     b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=True)
     r = _get_data(tmp_path, b)
     assert r.returncode == 0, r.stderr
-    assert log.read_text().count('sudo') == 3 and 'apt-get install -y -q fortunes' in log.read_text()
+    assert log.read_text().count('sudo') == 6 and 'apt-get install -y -q fortunes' in log.read_text()
 
 def test_get_data_without_usable_apt_changes_nothing(tmp_path):
     b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=False)
@@ -56,7 +57,8 @@ def test_get_data_dry_run_and_present_data(tmp_path):
     r = _get_data(tmp_path, b, '--dry-run')
     assert r.returncode == 0 and not log.exists()
     assert 'would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fortunes' in r.stdout
-    if Path('/usr/share/games/fortunes/computers').exists() and Path('/usr/share/datasets/fashion-mnist').exists():
+    if all(Path(p).exists() for p in ('/usr/share/games/fortunes/computers', '/usr/share/datasets/fashion-mnist',
+                                       '/usr/share/dictd/gcide.dict.dz', '/usr/share/wordnet/data.noun', '/usr/share/doc/anarchism/markdown')):
         r = _get_data(tmp_path, b, present=True)
         assert r.returncode == 0 and r.stdout == '' and not log.exists()
     assert _get_data(tmp_path, b, '--bogus').returncode == 2
@@ -81,4 +83,4 @@ def test_get_data_browser_without_root_says_what_to_run(tmp_path):
     b, log = _fake_bin(tmp_path, uid=1000, sudo_ok=False)
     r = _get_data(tmp_path, b, '--browser')
     assert r.returncode == 0 and not log.exists()
-    assert 'Run: sudo apt-get install dataset-fashion-mnist fortunes chromium' in r.stdout, r.stdout
+    assert 'Run: sudo apt-get install dataset-fashion-mnist fortunes dict-gcide wordnet-base anarchism chromium' in r.stdout, r.stdout

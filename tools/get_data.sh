@@ -6,6 +6,7 @@
 #   tools/get_data.sh [--dry-run] [--browser] [PACKAGE...]
 #
 # dataset-fashion-mnist: Fashion-MNIST, every lesson.        fortunes: the texts of lesson 16.
+# dict-gcide, wordnet-base, anarchism: the general English corpus of lesson 17a (miniai.corpus).
 # --browser: chromium too, when no Chromium is found ($CHROMIUM, chromium, chromium-browser, google-chrome,
 #   google-chrome-stable): tests/test_docs.py looks at the docs in it. `make test` passes this.
 # PACKAGE...: more Debian packages to install in the same apt run.
@@ -44,6 +45,13 @@ have_fortunes() {
   done
   return 1
 }
+# PACKAGE ENV_VAR DEBIAN_FOLDER FILE: the folders of miniai.corpus; MINIAI_CORPUS_SYSTEM_ROOT goes before the Debian folder (tests only).
+have_corpus() {
+  for d in "${!2:-}" "$cache/corpus/$1" "${MINIAI_CORPUS_SYSTEM_ROOT:-}$3"; do
+    [ -n "$d" ] && [ -f "$d/$4" ] && return 0
+  done
+  return 1
+}
 
 # the names tests/chromium.py looks for
 have_chromium() {
@@ -56,6 +64,9 @@ have_chromium() {
 pkgs=()
 have_fmnist || pkgs+=(dataset-fashion-mnist)
 have_fortunes || pkgs+=(fortunes)
+have_corpus dict-gcide MINIAI_GCIDE /usr/share/dictd gcide.dict.dz || pkgs+=(dict-gcide)
+have_corpus wordnet-base MINIAI_WORDNET /usr/share/wordnet data.noun || pkgs+=(wordnet-base)
+have_corpus anarchism MINIAI_ANARCHISM /usr/share/doc/anarchism/markdown secA1.md.gz || pkgs+=(anarchism)
 [ $browser = 1 ] && ! have_chromium && pkgs+=(chromium)
 pkgs+=("${extra[@]}")
 [ ${#pkgs[@]} -eq 0 ] && exit 0
