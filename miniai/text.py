@@ -15,6 +15,7 @@ from fastprogress.fastprogress import progress_bar
 from torch.utils.data import DataLoader, Sampler
 from .datasets import DataLoaders
 from .datablock import ItemList, Processor, SplitData, get_files
+from .imagefiles import check_listing, norm_exts
 from .fortunes import Fortune, find_fortunes, load_fortunes, read_text
 from .token_cache import cached_tokens
 
@@ -27,17 +28,6 @@ __all__ = ['UNK', 'PAD', 'BOS', 'EOS', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_MAJ', '
            'lm_dls', 'clas_dls']
 
 # %% ../nbs/16_text.ipynb #94b7d812
-def _check_label_folders(files, path, exts):
-    "An error if a folder beside the folders that hold the files holds none: a label that would silently be missing."
-    dirs = {f.parent for f in files}
-    for parent in sorted({d.parent for d in dirs}):
-        if parent != path and path not in parent.parents: continue
-        empty = sorted(d.name for d in parent.iterdir() if d.is_dir() and not d.name.startswith('.') and
-                       not get_files(d, exts))
-        if empty: raise ValueError(f"TextList.from_files: the folder {parent/empty[0]} holds no {' or '.join(sorted(exts))} "
-                                   f"files, while folders beside it do (empty: {empty}). With folders as labels, that label "
-                                   "would silently have no texts: put its texts in, or remove the folder.")
-
 class TextList(ItemList):
     "An `ItemList` of texts: strings, or paths of UTF-8 text files read (strictly, see `read_text`) when indexed."
     @classmethod
@@ -47,13 +37,14 @@ class TextList(ItemList):
                    include: list|None=None, # only these subfolders of `path`
                    **kwargs): # passed on to `TextList`, e.g. `tfms`
         "The text files under `path` as a `TextList`; an error if there are none, if one is empty, or if a label folder is."
-        path, exts = Path(path), {'.' + e.lower().lstrip('.') for e in ([extensions] if isinstance(extensions, str) else extensions)}
-        files = get_files(path, exts, recurse=recurse, include=include)
-        if not files: raise FileNotFoundError(f"TextList.from_files: no {' or '.join(sorted(exts))} files in {path}"
-                                              f"{' or its subfolders' if recurse else ''}; pass extensions= for other names")
+        path, exts = Path(path), norm_exts(extensions)
+        every = get_files(path, None, recurse, include)  # every file, so that those left out can be reported
+        files = [f for f in every if f.suffix.lower() in exts]
+        # no files, or a label folder left empty: the checks of the image lists (lesson 15a), for texts
+        check_listing(files, every, path, exts, recurse, include, caller='TextList.from_files',
+                      what=' or '.join(sorted(exts)) + ' files')
         empty = [f for f in files if f.stat().st_size == 0]
         if empty: raise ValueError(f"TextList.from_files: {len(empty)} empty file(s), first {empty[0]}: remove them or put text in them")
-        _check_label_folders(files, path, exts)
         return cls(files, path, **kwargs)
 
     @classmethod

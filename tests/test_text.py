@@ -76,7 +76,7 @@ def test_textlist_from_files_faults(tmp_path):
     tl = TextList.from_files(tmp_path)
     assert [tl[i] for i in range(2)] == ['text of a', 'text of b']
     (tmp_path/'c').mkdir()
-    with pytest.raises(ValueError, match=r"c holds no \.txt files, while folders beside it do"): TextList.from_files(tmp_path)
+    with pytest.raises(ValueError, match=r"c holds no \.txt files, while 2 folders beside it do"): TextList.from_files(tmp_path)
     (tmp_path/'c'/'x.txt').write_bytes(b'')
     with pytest.raises(ValueError, match=r'1 empty file\(s\), first .*c/x\.txt'): TextList.from_files(tmp_path)
     (tmp_path/'c'/'x.txt').write_bytes(b'\xff\xfeh\x00i\x00')  # UTF-16: neither UTF-8 nor NUL-free
