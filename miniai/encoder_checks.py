@@ -4,6 +4,8 @@
 
 # %% ../nbs/17b_encoder_checks.ipynb #5b2b8159
 from __future__ import annotations
+from .checkpoint import state_dict_mismatch
+
 
 # %% auto #0
 __all__ = ['check_vocab', 'load_encoder']
@@ -37,10 +39,7 @@ def load_encoder(encoder, # the classifier's encoder, an `AWD_LSTM`
         raise ValueError(f"load_encoder: the saved encoder has a vocabulary of {v1:,} tokens, this encoder {v0:,}. Build the "
                          f"classifier with the language model's vocabulary (AWD_LSTM(vocab_sz={v1}, ...)) and numericalize its "
                          "texts with it.")
-    bad = [f'{k}: saved {tuple(state[k].shape)}, here {tuple(v.shape)}' for k, v in own.items() if k in state and state[k].shape != v.shape]
-    missing, extra = [k for k in own if k not in state], [k for k in state if k not in own]
-    if bad or missing or extra:
-        what = '; '.join(bad[:3] + ([f'missing {missing[:3]}'] if missing else []) + ([f'not expected {extra[:3]}'] if extra else []))
+    if what := state_dict_mismatch(encoder, state, show=3):  # lesson 14b's report of what does not fit
         raise ValueError(f"load_encoder: the saved encoder (emb_sz={e1}) does not fit this one (emb_sz={e0}, n_hid={encoder.n_hid}, "
                          f"n_layers={encoder.n_layers}): {what}. Build the encoder with the language model's emb_sz, n_hid and n_layers.")
     encoder.load_state_dict(state)

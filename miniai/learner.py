@@ -104,7 +104,14 @@ class TrainCB(Callback):
 # %% ../nbs/08_learner.ipynb #29bde8ca
 class Learner:
     "Train `model` on `dls` with `loss_func`; callbacks (or a subclass) supply the steps of a batch"
-    def __init__(self, model, dls=(0,), loss_func=F.mse_loss, lr=0.1, cbs=None, opt_func=optim.SGD, checks=True):
+    def __init__(self,
+                 model, # the `nn.Module` to train
+                 dls=(0,), # a `DataLoaders` (`.train`, `.valid`) or a `(train, valid)` pair of loaders
+                 loss_func=F.mse_loss, # called as `loss_func(preds, *yb)`
+                 lr=0.1, # the learning rate, unless `fit` is given one
+                 cbs=None, # callbacks for every `fit`: one, a list, or None
+                 opt_func=optim.SGD, # called as `opt_func(params, lr)`; None: no optimizer
+                 checks=True): # check `fit`'s arguments and the first batch before training (lesson 08b)
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
         self.cbs, self.opt, self.checks = list(listify(cbs)), None, checks
 
