@@ -5,22 +5,19 @@
 # %% ../nbs/17_ulmfit.ipynb #47dacb80
 from __future__ import annotations
 import math, warnings
-from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.lr_scheduler import OneCycleLR
-from .training import pick_dl
 from .learner import Callback, Metric
-from .sgd import Adam, BatchSchedCB
+from .sgd import Adam
 from .text import BOS, EOS
 from .encoder_checks import check_vocab, load_encoder
 
 # %% auto #0
 __all__ = ['dropout_mask', 'RNNDropout', 'WeightDropout', 'EmbeddingDropout', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN',
-           'get_language_model', 'RNNCB', 'lm_loss', 'TokenAccuracy', 'fit_one_cycle_groups', 'lm_eval', 'generate',
-           'masked_concat_pool', 'PoolingClassifier', 'TextClassifier', 'get_text_classifier', 'layer_groups',
-           'freeze_to', 'discriminative_lrs', 'grouped_opt', 'BagOfWords']
+           'get_language_model', 'RNNCB', 'lm_loss', 'TokenAccuracy', 'lm_eval', 'generate', 'masked_concat_pool',
+           'PoolingClassifier', 'TextClassifier', 'get_text_classifier', 'layer_groups', 'freeze_to',
+           'discriminative_lrs', 'grouped_opt', 'BagOfWords']
 
 # %% ../nbs/17_ulmfit.ipynb #f7c9d590
 def dropout_mask(x: torch.Tensor, # a tensor of the dtype and device wanted
@@ -186,17 +183,6 @@ class TokenAccuracy(Metric):
     "The share of positions whose highest score is the target: scores (..., classes), targets (...), weighted by targets."
     def calc(self, inps, targs): return (inps.argmax(-1) == targs).float().mean()
     def update(self, inp, targ=None): self.add(inp, targ, n=targ.numel())
-
-# %% ../nbs/17_ulmfit.ipynb #0f6606d5
-def fit_one_cycle_groups(learn, # a `Learner`
-                  n_epochs: int, # epochs
-                  max_lr: float|list[float], # the peak learning rate, or one per param group
-                  cbs: list|None=None, # more callbacks for this fit
-                  **kwargs): # more arguments of `OneCycleLR`, e.g. `pct_start`
-    "Fit `n_epochs` with a new optimizer and PyTorch's `OneCycleLR`, stepped after every batch (`BatchSchedCB`)."
-    total = n_epochs * len(pick_dl(learn.dls))
-    sched = BatchSchedCB(partial(OneCycleLR, max_lr=max_lr, total_steps=total, **kwargs))
-    learn.fit(n_epochs, cbs=[sched] + list(cbs or []), reset_opt=True)
 
 # %% ../nbs/17_ulmfit.ipynb #16997075
 @torch.no_grad()

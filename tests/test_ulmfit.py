@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from miniai.datasets import DataLoaders
 from miniai.encoder_checks import check_vocab, load_encoder
 from miniai.learner import Callback, TrainLearner
+from miniai.resnet import fit_one_cycle
 from miniai.sgd import Adam
 from miniai.ulmfit import (AWD_LSTM, EmbeddingDropout, RNNCB, RNNDropout, TextClassifier, WeightDropout, dropout_mask,
-                           fit_one_cycle_groups, generate, get_language_model, get_text_classifier, layer_groups,
+                           generate, get_language_model, get_text_classifier, layer_groups,
                            masked_concat_pool, freeze_to)
 
 CFG = dict(emb_sz=8, n_hid=12, n_layers=2)
@@ -163,37 +164,22 @@ def test_rnncb_clips_gradients_and_resets():
 # ---- the fitter ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('pair', [True, False], ids=['(train, valid) pair', 'DataLoaders'])
-def test_fit_one_cycle_groups_takes_any_dls(pair):
-    "The one-cycle schedule spans every training batch, whether `dls` is a `DataLoaders` or a plain (train, valid) pair"
+def test_fit_one_cycle_per_group_peaks_on_any_dls(pair):
+    "Lesson 12's fitter as 17 uses it: a Learner with two param groups, one peak each; the schedule spans every training batch"
     x, y = torch.randn(40, 3), torch.randn(40, 1)
     train, valid = DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(TensorDataset(x[:16], y[:16]), batch_size=8)
     dls = (train, valid) if pair else DataLoaders(train, valid)
-    learn = TrainLearner(nn.Linear(3, 1), dls, lr=1e-2, opt_func=Adam)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    groups = lambda params, lr: Adam([{'params': model[0].parameters()}, {'params': model[1].parameters()}], lr)
+    learn = TrainLearner(model, dls, lr=1e-2, opt_func=groups)
     lrs = []
     class Rec(Callback):
         order = 100
-        def after_step(self, learn): lrs.append(learn.opt.param_groups[0]['lr'])
-    fit_one_cycle_groups(learn, 2, 1e-2, cbs=[Rec()])
+        def after_step(self, learn): lrs.append([g['lr'] for g in learn.opt.param_groups])
+    fit_one_cycle(learn, epochs=2, lr=[1e-3, 1e-2], cbs=[Rec()])
     assert len(lrs) == 2 * len(train) == 10
-    assert max(lrs) == pytest.approx(1e-2, rel=0.05) and lrs[-1] < 1e-4  # up to the peak, then down to almost 0
-
-
-# ---- the classifier ----------------------------------------------------------------------------------------------
-
-def test_pooling_ignores_padding():
-    out = torch.randn(3, 10, 4)
-    lengths = torch.tensor([10, 4, 1])
-    pooled = masked_concat_pool(out, lengths)
-    for i, n in enumerate(lengths.tolist()):
-        o = out[i, :n]
-        assert torch.allclose(pooled[i], torch.cat([o[-1], o.max(0)[0], o.mean(0)]))
-
-
-def test_freeze_to_levels():
-    m = TextClassifier(AWD_LSTM(30, **CFG), 3)
-    for n, want in [(-1, [0, 0, 0, 1]), (-3, [0, 1, 1, 1]), (0, [1, 1, 1, 1])]:
-        freeze_to(m, n)
-        assert [int(all(p.requires_grad for p in g)) for g in layer_groups(m)] == want
+    for i, peak in enumerate([1e-3, 1e-2]):  # each group up to its own peak, then down to almost 0
+        assert max(l[i] for l in lrs) == pytest.approx(peak, rel=0.05) and lrs[-1][i] < peak / 100
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------
