@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
 from miniai.exercises import EXERCISES, REFERENCE_ENV, run_check, check
+from miniai.exercise_checks import _differs
 from miniai.learner import Callback, CancelEpochException, CancelFitException
 
 ROOT = Path(__file__).resolve().parent.parent
-EXERCISE_NBS = sorted((ROOT/'nbs').glob('18[a-z]_*.ipynb'))
+EXERCISE_NBS = sorted((ROOT/'nbs').glob('18[a-z]_exercises_*.ipynb'))  # the students' notebooks, not 18d-18h
 
 # ---------------------------------------------------------------------------------------------
 # Wrong answers: {exercise: [(wrong function, a piece of the hint it must get, or None when no hint is promised)]}
@@ -311,6 +312,12 @@ def test_report_of_an_error_names_the_line():
     assert "it raised KeyError: 'dog', at line" in r.report and 'return [idx[t] for t in toks]' in r.report, r.report
     assert 'KeyError' in r.hint
 
+def test_report_of_an_error_in_an_exercise_set_names_no_line():
+    "A step that returns p alone, not (p, buf): the error is raised in the exercise set's loop, which is not the student's code"
+    assert EXERCISES['momentum_step'].run.__module__ != run_check.__module__  # the loop and the framework are in different modules
+    r = run_check('momentum_step', lambda p, grad, buf, lr, mom: p - lr * grad)
+    assert 'it raised ValueError: too many values to unpack' in r.report and ', at line' not in r.report, r.report
+
 def test_check_prints_and_reference_mode(capsys, monkeypatch):
     def stub(x): raise NotImplementedError
     check('logsumexp', stub)
@@ -343,7 +350,6 @@ def test_solution_agrees_with_counterpart(name, seed):
     ex = EXERCISES[name]
     for case in ex.inputs(torch.Generator().manual_seed(seed)):
         got, want = ex.call(ex.solution, case.args), ex.counterpart(*case.args)
-        from miniai.exercises import _differs
         assert _differs(want, got, ex.atol, ex.rtol) is None, (case.what, _differs(want, got, ex.atol, ex.rtol))
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +381,7 @@ def test_notebook_with_references(nb):
 def test_show_progress_colors_by_last_check(monkeypatch):
     import matplotlib; matplotlib.use('agg')
     from matplotlib.colors import to_rgba
-    from miniai import exercises as mx
+    from miniai import exercise_checks as mx
     monkeypatch.setattr(mx, '_RESULTS', {})
     check('logsumexp', EXERCISES['logsumexp'].solution)
     check('log_softmax', lambda x: x)
