@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['EXERCISES', 'REFERENCE_ENV', 'Case', 'Mistake', 'Exercise', 'register', 'CheckResult', 'run_check', 'check',
-           'list_exercises', 'show_progress']
+           'list_exercises', 'show_progress', 'show_checks']
 
 # %% ../nbs/18d_exercise_checks.ipynb #6d2df4f4
 class Case(NamedTuple):
@@ -298,3 +298,29 @@ def show_progress(lessons=None, # the lessons whose exercises to show; default: 
     ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1), ncol=3, frameon=False)
     ax.set_title(f'{status.count("pass")} of {len(exs)} passed', pad=24)
     return ax
+
+# %% ../nbs/18d_exercise_checks.ipynb #945a81ba
+def show_checks(lessons=None, # the lessons whose exercises to show; default: all
+                ax=None # a matplotlib axes to draw on
+               ):
+    "A chart of the exercises of `lessons`: the cases each is tried on, and whether each known mistake is caught with its own hint."
+    exs = [e for e in sorted(EXERCISES.values(), key=lambda e: e.lesson) if lessons is None or e.lesson in lessons]
+    n_cases = [len(e.inputs(torch.Generator().manual_seed(0))) for e in exs]
+    fates = []
+    for e in exs:
+        rs = [run_check(e.name, m.like) for m in e.mistakes]
+        fates.append([sum(r.status == 'fail' and r.hint == m.hint for r, m in zip(rs, e.mistakes)),
+                      sum(r.status == 'fail' and r.hint != m.hint for r, m in zip(rs, e.mistakes)),
+                      sum(r.status != 'fail' for r in rs)])
+    if ax is None: _, ax = plt.subplots(figsize=(7, 0.25 * len(exs) + 1))
+    y = torch.arange(len(exs)).float()
+    ax.barh(y - 0.2, n_cases, height=0.4, color='tab:blue', label='cases tried')
+    left = [0] * len(exs)
+    for k, (lbl, c) in enumerate((('mistakes caught, own hint', 'tab:green'), ('caught, other hint', 'tab:orange'),
+                                  ('not caught', 'tab:red'))):
+        vals = [f[k] for f in fates]
+        ax.barh(y + 0.2, vals, height=0.4, left=left, color=c, label=lbl)
+        left = [a + b for a, b in zip(left, vals)]
+    ax.set_yticks(y.tolist(), [f'{e.lesson:02d} {e.name}' for e in exs]); ax.invert_yaxis()
+    ax.set_xlabel('count'); ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1), ncol=2, frameon=False, fontsize=8)
+    return fates

@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['EXERCISES', 'REFERENCE_ENV', 'Case', 'Mistake', 'Exercise', 'register', 'CheckResult', 'run_check', 'check',
-           'list_exercises', 'show_progress']
+           'list_exercises', 'show_progress', 'show_checks']
 
 # %% ../nbs/18_exercises.ipynb #3c21b3cb
 from .exercise_checks import (EXERCISES, REFERENCE_ENV, Case, Mistake, Exercise, register, CheckResult, run_check, check,
-                              list_exercises, show_progress)
+                              list_exercises, show_progress, show_checks)
 # importing the exercise sets registers their exercises in EXERCISES
 from . import exercise_set_01_07
 from . import exercise_set_08_10
 from . import exercise_set_11_13
 from . import exercise_set_16_17
 _all_ = ['EXERCISES', 'REFERENCE_ENV', 'Case', 'Mistake', 'Exercise', 'register', 'CheckResult', 'run_check', 'check',
-         'list_exercises', 'show_progress']
+         'list_exercises', 'show_progress', 'show_checks']

@@ -394,3 +394,10 @@ def test_show_progress_colors_by_last_check(monkeypatch):
     assert colors['03 logsumexp'] == to_rgba('tab:green') and colors['03 log_softmax'] == to_rgba('tab:red')
     assert colors['03 cross_entropy'] == to_rgba('tab:red') and colors['03 accuracy'] == to_rgba('lightgray')
     assert ax.get_title() == '1 of 7 passed'
+
+
+def test_every_known_mistake_is_caught_with_its_own_hint():
+    "Each exercise's known mistakes, handed in as answers, fail with the hint written for them (what 18d's `show_checks` charts)"
+    bad = [(e.name, m.hint[:50], r.status, r.hint) for e in EXERCISES.values() for m in e.mistakes
+           for r in [run_check(e.name, m.like)] if not (r.status == 'fail' and r.hint == m.hint)]
+    assert sum(len(e.mistakes) for e in EXERCISES.values()) >= 38 and not bad, bad
