@@ -299,7 +299,7 @@ def show_progress(lessons=None, # the lessons whose exercises to show; default: 
     ax.set_title(f'{status.count("pass")} of {len(exs)} passed', pad=24)
     return ax
 
-# %% ../nbs/18d_exercise_checks.ipynb #945a81ba
+# %% ../nbs/18d_exercise_checks.ipynb #df821ec6
 def show_checks(lessons=None, # the lessons whose exercises to show; default: all
                 ax=None # a matplotlib axes to draw on
                ):
