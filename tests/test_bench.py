@@ -100,3 +100,19 @@ def test_gpu_check_dry_run_and_report(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     text = dest.read_text()
     assert '## GPU checks' in text and '| fp16 | passed |' in text and '| gpu-dry-run | miniai-fast |' in text, text
+
+
+def test_profile_step_times_a_probe_and_sorts_operators_by_kind(tmp_path):
+    "bench/profile_step.py: one eager probe of the ResNet step writes its timing; operator names land in the right kind"
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent/'bench'))
+    import profile_step
+    out = tmp_path/'p.json'
+    profile_step.main(['--probes', 'eager', '--steps', '2', '--warm', '1', '--no-profile', '--json', str(out)])
+    r = json.loads(out.read_text())['probes'][0]
+    assert r['probe'] == 'eager' and r['bs'] == 256 and r['ms_per_step'] > 0 and r['us_per_image'] == pytest.approx(r['ms_per_step'] * 1000 / 256)
+    kinds = {n: profile_step.kind(n) for n in ('aten::convolution_backward', 'aten::mkldnn_convolution', 'aten::_fused_adamw_',
+                                               'aten::nll_loss_forward', 'aten::addmm', 'aten::copy_', '## Call CompiledFxGraph fzuxv')}
+    assert kinds == {'aten::convolution_backward': 'convolutions (oneDNN)', 'aten::mkldnn_convolution': 'convolutions (oneDNN)',
+                     'aten::_fused_adamw_': 'optimizer', 'aten::nll_loss_forward': 'loss',
+                     'aten::addmm': 'matrix products (linear layer)', 'aten::copy_': 'other',
+                     '## Call CompiledFxGraph fzuxv': "Inductor's fused kernels"}
