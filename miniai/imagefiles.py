@@ -4,7 +4,7 @@
 
 # %% ../nbs/15a_imagefiles.ipynb #4e041e59
 from __future__ import annotations
-import mimetypes, os, re, time, warnings
+import functools, hashlib, inspect, json, mimetypes, os, re, sys, time, warnings, zlib
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,10 +14,12 @@ from PIL import Image, ImageOps
 from .data import atomic_write, cache_dir, load_fmnist, small_mode
 
 # %% auto #0
-__all__ = ['DONE_MARKER', 'class_folder', 'fmnist_png_dir', 'write_fmnist_pngs', 'walk_folders', 'ItemError', 'positions',
-           'naming_item', 'LeftOutWarning', 'norm_exts', 'check_label_folders', 'check_listing', 'image_problem',
-           'BadImagesError', 'scan_images', 'check_images', 'open_image', 'read_or_substitute', 'flatten', 'byte_array',
-           'check_mask', 'check_split', 'UnknownLabelError', 'unknown_label', 'label_source']
+__all__ = ['DONE_MARKER', 'CACHE_VERSION', 'class_folder', 'fmnist_png_dir', 'write_fmnist_pngs', 'walk_folders', 'ItemError',
+           'positions', 'naming_item', 'LeftOutWarning', 'norm_exts', 'check_label_folders', 'check_listing',
+           'image_problem', 'BadImagesError', 'scan_images', 'check_images', 'open_image', 'read_or_substitute',
+           'flatten', 'byte_array', 'check_mask', 'check_split', 'UnknownLabelError', 'unknown_label', 'label_source',
+           'source_digest', 'tfm_key', 'item_digests', 'pixels', 'from_pixels', 'ItemCache', 'CacheDamagedWarning',
+           'item_cache']
 
 # %% ../nbs/15a_imagefiles.ipynb #46fe79f5
 def class_folder(name:str # a class name, e.g. 'T-shirt/top'
@@ -353,3 +355,148 @@ def label_source(x # the inputs whose labels are being processed
     except UnknownLabelError as e:
         raise UnknownLabelError(f'{e}; it is the label of {x.items[e.index]}. Every label must occur in the training set.',
                                 e.label, e.index) from None
+
+# %% ../nbs/15a_imagefiles.ipynb #915585be
+CACHE_VERSION = 1  # bumped when the layout of the cache files changes: older files are then rebuilt
+
+def source_digest(name:str # a module's name, e.g. 'miniai.datablock'
+                 ) -> str:
+    "A digest of the source file of the module `name`, '' if it has none (a notebook, a built-in)."
+    f = getattr(sys.modules.get(name), '__file__', None)
+    return hashlib.blake2b(Path(f).read_bytes(), digest_size=8).hexdigest() if f and f.endswith('.py') else ''
+
+def _code_digest(code, h):
+    h.update(code.co_code); h.update(repr(code.co_names).encode())
+    for c in code.co_consts: _code_digest(c, h) if inspect.iscode(c) else h.update(repr(c).encode())
+
+def tfm_key(f # a transform: a function, a `partial`, or an object with `__call__`
+           ) -> str:
+    "A description of `f` that changes when what it computes may change: its name, its code, its settings, its module's source."
+    if isinstance(f, functools.partial):
+        return f'partial({tfm_key(f.func)}, {f.args!r}, {sorted(f.keywords.items())!r})'
+    fn = f.__func__ if inspect.ismethod(f) else f
+    if inspect.isfunction(fn):
+        h = hashlib.blake2b(digest_size=8)
+        _code_digest(fn.__code__, h)
+        cells = [c.cell_contents for c in fn.__closure__ or ()]
+        state = f'{fn.__defaults__!r} {fn.__kwdefaults__!r} {cells!r}'
+        return f'{fn.__module__}.{fn.__qualname__} code {h.hexdigest()} {state} source {source_digest(fn.__module__)}'
+    if callable(f) and hasattr(f, '__dict__'):  # an object: its class's code and its settings
+        t = type(f)
+        return f'{t.__module__}.{t.__qualname__}({sorted(vars(f).items())!r}) call {tfm_key(t.__call__)}'
+    return repr(f)  # a built-in function
+
+def item_digests(items # the items: paths of files, or other values
+                ) -> tuple[str, str]:
+    "Two digests of `items`: of their names, and of each file's size, modification and change times (other items by their `repr`)."
+    names, stamps = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+    for o in items:
+        names.update(f'{o}\0'.encode() if isinstance(o, Path) else f'{o!r}\0'.encode())
+        if isinstance(o, Path):
+            try: st = os.stat(o); stamps.update(f'{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\0'.encode())
+            except OSError: stamps.update(b'missing\0')
+    return names.hexdigest(), stamps.hexdigest()
+
+def pixels(x # an 8-bit PIL image or a `uint8` tensor
+          ) -> tuple[np.ndarray, str]:
+    "`x` as a `uint8` array, and its kind ('pil' or 'tensor'), so that `from_pixels` can make it again."
+    if isinstance(x, Image.Image): return np.asarray(x), 'pil'
+    return np.ascontiguousarray(x.numpy()), 'tensor'
+
+def from_pixels(a:np.ndarray, kind:str):
+    "What `pixels` was given: an 8-bit PIL image or a `uint8` tensor, from a copy of `a` when `a` is read-only (a memory map)."
+    if not a.flags.writeable: a = a.copy()
+    return Image.fromarray(a) if kind == 'pil' else torch.from_numpy(a)
+
+class ItemCache:
+    "Items as one memory-mapped `uint8` array in a .npy file, with a .json of what they were made from; `tfms`/`rest` are set by `cache_items`."
+    def __init__(self, path:Path, meta:dict):
+        self.path, self.meta, self._array = Path(path), meta, None
+        self.kind, self.bad = meta['kind'], {int(i): m for i, m in meta['bad'].items()}
+        self.tfms = self.rest = ()
+        self.status = None  # 'built' or 'loaded' by `item_cache`
+    @property
+    def array(self):
+        if self._array is None:  # in a process that unpickled us: map the file again, if it still holds our rows
+            a = np.load(self.path, mmap_mode='r')
+            if a.shape != (len(self), *self.meta['shape']) or zlib.crc32(a) != self.meta['crc32']:
+                raise RuntimeError(f'{self.path} no longer holds the rows this list was cached with (rebuilt by another '
+                                   'process?): call cache_items again')
+            self._array = a
+        return self._array
+    def __len__(self): return self.meta['n']
+    def __getstate__(self): return {**self.__dict__, '_array': None}  # a process that unpickles it maps the file itself
+    def item(self, i:int, row:np.ndarray):
+        "Item `i` from its row: the cached pixels made an image or tensor again, then the transforms after the cached ones."
+        if i in self.bad: raise ValueError(f'it could not be read when the cache was built: {self.bad[i]}')
+        x = from_pixels(row, self.kind)
+        for f in self.rest: x = f(x)
+        return x
+    def __repr__(self): return f'ItemCache({self.path}, {len(self)} items of shape {tuple(self.meta["shape"])})'
+
+class CacheDamagedWarning(UserWarning):
+    "A cache file that could not be used as it was (truncated, altered, unreadable): it is rebuilt."
+
+def _open_cache(npy, key, n):
+    "The `ItemCache` in `npy` if its .json matches `key` and its data its checksum; else None and why."
+    try: meta = json.loads(npy.with_suffix('.json').read_text())
+    except FileNotFoundError: return None, 'missing'
+    except (OSError, ValueError) as e: return None, f'damaged: {e}'
+    if not isinstance(meta, dict) or meta.get('version') != CACHE_VERSION or meta.get('key') != key or meta.get('n') != n:
+        return None, 'changed'
+    try:
+        a = np.load(npy, mmap_mode='r')
+        if a.dtype != np.uint8 or a.shape != (n, *meta['shape']) or npy.stat().st_size != a.offset + a.nbytes:
+            return None, f'damaged: {a.dtype} array of shape {a.shape} in a file of {npy.stat().st_size:,} bytes, expected {n} items of shape {tuple(meta["shape"])}'
+        if zlib.crc32(a) != meta['crc32']: return None, 'damaged: its checksum does not match'
+    except (OSError, ValueError, KeyError) as e: return None, f'damaged: {type(e).__name__}: {e}'
+    c = ItemCache(npy, meta); c._array, c.status = a, 'loaded'
+    return c, 'loaded'
+
+def item_cache(name:str, # the cache's file name without extension, e.g. a digest of what is cached
+               key:dict, # what the items are made from (JSON types); saved with them and compared on every use
+               n:int, # how many items
+               make, # `make(i)`: item i, an 8-bit PIL image or a `uint8` tensor; every item of one shape
+               folder:str|Path|None=None, # where the files go; default `cache_dir()/'items'`
+               skip_bad:bool=False # record items whose `make` fails as bad (their error is raised when read) rather than stop?
+              ) -> ItemCache:
+    "The items `make` gives, from `folder/name.npy` if it holds them for this `key`, else made now and written there atomically."
+    npy = Path(folder or cache_dir()/'items')/f'{name}.npy'
+    key = json.loads(json.dumps(key))  # as it reads back from the file (tuples become lists)
+    c, why = _open_cache(npy, key, n)
+    if c is not None: return c
+    if why.startswith('damaged'): warnings.warn(f'item cache {npy} is {why}; rebuilding it', CacheDamagedWarning)
+    t0, bad, first = time.perf_counter(), {}, None
+    for i in range(n):  # the first item that can be made gives the shape and kind of all
+        try: first = pixels(make(i)); break
+        except Exception as e:
+            if not skip_bad: raise
+            bad[i] = f'{type(e).__name__}: {e}'
+    if first is None: raise ValueError(f'item_cache: none of the {n} items could be made')
+    (a0, kind), start, crc = first, i, 0
+    if a0.dtype != np.uint8: raise ValueError(f'item_cache: item {start} gives {a0.dtype} values; a cache holds uint8 pixels')
+    def write(f):
+        nonlocal crc
+        np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': (n, *a0.shape)})
+        for j in range(n):
+            a = a0 if j == start else None
+            if a is None and j not in bad:
+                try: a, k = pixels(make(j))
+                except Exception as e:
+                    if not skip_bad: raise
+                    bad[j] = f'{type(e).__name__}: {e}'
+                else:
+                    if a.shape != a0.shape or a.dtype != np.uint8 or k != kind:
+                        raise ValueError(f'item_cache: item {j} is a {k} of shape {a.shape} ({a.dtype}), item {start} a {kind} of shape {a0.shape}: '
+                                         'a cache holds items of one shape: resize them first, with ResizeFixed or Resize, or a transform of your own marked '
+                                         '`f.deterministic = True` (the cached part ends at the first transform that is not)')
+            if a is None: a = np.zeros_like(a0)
+            b = a.tobytes()
+            crc = zlib.crc32(b, crc)
+            f.write(b)
+    atomic_write(npy, write)
+    meta = dict(version=CACHE_VERSION, key=key, n=n, shape=list(a0.shape), kind=kind, crc32=crc, bad={str(k): v for k, v in bad.items()},
+                build_s=round(time.perf_counter() - t0, 3))
+    atomic_write(npy.with_suffix('.json'), json.dumps(meta, indent=1).encode())  # written last: it vouches for the .npy
+    c = ItemCache(npy, meta); c._array, c.status = np.load(npy, mmap_mode='r'), 'built'  # mapped now: ours, whatever replaces it later
+    return c
