@@ -71,7 +71,7 @@ class ItemList:
     def get(self, item): return item  # subclasses turn an item into what it stands for, e.g. open a file
 
     def _cached(self):  # the cache, if there is one made for these transforms
-        c = self.cache
+        c = getattr(self, 'cache', None)  # (a list pickled before caches existed has none)
         return c if c is not None and c.tfms == tuple(self.tfms) else None
 
     def _get(self, i):
@@ -236,6 +236,7 @@ class LabeledData:
         return self.x[idx], self.y[idx]
     def __getitems__(self, idxs:list) -> list:
         "A batch of `(x, y)` pairs: a `DataLoader` asks for a whole batch in one call when its dataset has this method."
+        if type(self).__getitem__ is not LabeledData.__getitem__: return [self[i] for i in idxs]  # a subclass's own reading
         if self.x.skip_bad: return list(zip(*read_or_substitute(self, idxs)))
         return list(zip(self.x.getitems(idxs), self.y.getitems(idxs)))
     def __repr__(self): return f'{type(self).__name__}\nx: {self.x}\ny: {self.y}'
