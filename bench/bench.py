@@ -50,7 +50,7 @@ def run_one(runner, args, show=False):
     if runner.startswith('miniai-fast:'):  # e.g. miniai-fast:compile+channels_last+fused: another fast configuration
         runner, opts = runner.split(':')
         args = args + ['--fast', opts.replace('+', ',')]
-    elif runner.startswith('files:w'):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
+    elif runner.startswith(('files:w', 'files-nocache:w')):  # e.g. files:w1: the file path with 1 worker process (recorded as files-w1)
         runner, w = runner.split(':w')
         args = args + ['--workers', w]
     elif ':' in runner:  # e.g. miniai:none, miniai:bar: the Learner without ProgressCB, or without its plot
@@ -225,7 +225,8 @@ def fmt_files_table(summary):
                          f"{s['acc']:.4f} / {res['miniai']['acc']:.4f} | {verdict} the target (at most {FILES_TARGET:.2f}) |")
     if not lines: return ''
     return ('\n## Training from image files against training from memory\n\n'
-            'Runner `files` (lesson 15: PNG files on disk, per-item transforms, `to_dls`; `files-wN`: with N worker processes) against '
+            'Runner `files` (lesson 15: PNG files on disk decoded once by `cache_items`, per-item transforms after the cached part, `to_dls`; '
+            '`files-nocache`: every PNG decoded every epoch; `-wN`: with N worker processes) against '
             '`miniai` (in-memory tensors), same Learner, model, batches and schedule; ratio of epoch times in the same round.\n\n'
             '| run | runner | workers | rounds | files / memory (median) | min-max | files epoch (s) | memory epoch (s) | accuracy files / memory | target |\n'
             '|---|---|---|---|---|---|---|---|---|---|\n' + '\n'.join(lines) + '\n')
@@ -294,7 +295,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
 
 def cmd_quick(a):
     "Every runner once on the small subset, one epoch: checks that the benchmark runs, measures nothing"
-    runners = ['raw', 'miniai', 'miniai-hf', 'files'] + [p for p in PEERS if (VENVS/p/'bin'/'python').exists()]
+    runners = ['raw', 'miniai', 'miniai-hf', 'files', 'files-nocache'] + [p for p in PEERS if (VENVS/p/'bin'/'python').exists()]
     models = a.models.split(',')
     ctx = cpu_lock(a.lock)
     with ctx:
@@ -358,7 +359,7 @@ def main(argv=None):
     r = sub.add_parser('run', help='interleaved rounds of the runners; appends their JSON lines to bench/results/TAG.jsonl')
     r.add_argument('--model', choices=['cnn', 'resnet', 'linear', 'vgg'], default='cnn')
     r.add_argument('--runners', default='raw,miniai,miniai-hf',
-                   help='comma-separated; raw is always included (unless --no-raw); files: lesson 15 from PNG files (files:w1 with 1 worker process); miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
+                   help='comma-separated; raw is always included (unless --no-raw); files: lesson 15 from PNG files decoded once (files-nocache: decoded every epoch; files:w1 with 1 worker process); miniai:bar and miniai:none: ProgressCB without its plot, no ProgressCB; fastai, lightning: the peers (after setup-peers)')
     r.add_argument('--rounds', type=int, default=5)
     r.add_argument('--no-raw', action='store_true', help='leave out the raw reference, e.g. for --runners miniai,files (files against memory)')
     r.add_argument('--epochs', type=int, default=1)

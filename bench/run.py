@@ -12,8 +12,11 @@ plus validation pass). Runners:
   `with_transform` that turns each PIL image into a tensor, `DataLoaders.from_dd`;
 - `files`: the same Learner fed by lesson 15's data block pipeline from Fashion-MNIST written as PNG files
   (`write_fmnist_pngs`): `ImageList.from_files` with `make_grey`, `to_byte_tensor`, `to_float_tensor`, split by folder,
-  labelled by folder (with `miniai.data`'s class order as the vocabulary), `to_dls` (`--workers` processes, default 0).
-  The training files are put in their index order, so the batches are those of `miniai`;
+  labelled by folder (with `miniai.data`'s class order as the vocabulary), `cache_items` (each PNG decoded once, through
+  `make_grey` and `to_byte_tensor`, into a memory-mapped file in miniai's cache folder, built by the first run and
+  loaded by the next; `cache_s` and `cache_status` in the JSON, outside the timed epochs), `to_dls` (`--workers`
+  processes, default 0). The training files are put in their index order, so the batches are those of `miniai`;
+- `files-nocache`: `files` without `cache_items`: every PNG decoded and transformed every epoch;
 - `miniai-fast`: the `miniai` runner on the fast path of lesson 14 (`--fast`, default per model in `FAST`): `ChannelsLastCB`,
   `CompileCB` and AdamW with `fused=True`. With `CompileCB` the graphs are compiled first, on a copy of the model over one
   batch of each size the fit will see (`warmup_s` in the JSON), so the epoch times are those of compiled code;
@@ -38,7 +41,7 @@ FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-fast', 'miniai-hf', 'files', 'fastai', 'lightning'])
+    p.add_argument('runner', choices=['raw', 'miniai', 'miniai-fast', 'miniai-hf', 'files', 'files-nocache', 'fastai', 'lightning'])
     p.add_argument('--model', choices=['cnn', 'resnet', 'linear', 'vgg'], default='cnn',
                    help="linear: one linear layer, almost no compute: the epoch time is the loop's own overhead; "
                         "vgg: the speedrun's network (bench/speedrun.py), widths from --widths")
@@ -56,7 +59,7 @@ def parse_args(argv=None):
     p.add_argument('--widths', default='24,48,96', help="vgg only: the channels of its three stages")
     p.add_argument('--smooth', type=float, default=0., help="label smoothing of the loss (miniai runners)")
     p.add_argument('--wd', type=float, default=0.01, help="AdamW's weight decay (0.01: torch's default)")
-    p.add_argument('--workers', type=int, default=0, help="files only: `to_dls`'s num_workers (processes that read the images)")
+    p.add_argument('--workers', type=int, default=0, help="files runners only: `to_dls`'s num_workers (processes that read the images)")
     p.add_argument('--fast', default=None, help=f"miniai-fast only: comma-separated, from {','.join(FAST_OPTS)} (default per model: {FAST})")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
@@ -69,7 +72,7 @@ def parse_args(argv=None):
     if a.erase and not a.aug: p.error('--erase: only with --aug')
     if a.nfs and a.model != 'resnet': p.error('--nfs: only with --model resnet')
     if a.widths != p.get_default('widths') and a.model != 'vgg': p.error('--widths: only with --model vgg')
-    if a.workers and a.runner != 'files': p.error('--workers: only with the files runner')
+    if a.workers and not a.runner.startswith('files'): p.error('--workers: only with the files runners')
     if a.workers < 0: p.error(f'--workers must be 0 or more, got {a.workers}')
     if a.fast and a.runner != 'miniai-fast': p.error('--fast: only with the miniai-fast runner')
     a.fast = (a.fast or FAST[a.model]).split(',') if a.runner == 'miniai-fast' else []
@@ -210,10 +213,11 @@ def hf_dls(a, g):
     return dls
 
 
-def files_dls(a, g):
-    "Lesson 15's path: PNG files on disk, per-item transforms, `to_dls`; training items in index order (the order of `raw`)"
+def files_dls(a, g, cache=True, res=None):
+    """Lesson 15's path: PNG files on disk, per-item transforms, `to_dls`; training items in index order (the order of `raw`);
+    with `cache`, decoded once by `cache_items` (its seconds and whether it was built or loaded go into `res`)"""
     from miniai.datablock import (ImageList, SplitData, grandparent_splitter, label_by_func, parent_labeler, CategoryProcessor,
-                                  make_grey, to_byte_tensor, to_float_tensor, to_dls)
+                                  cache_items, make_grey, to_byte_tensor, to_float_tensor, to_dls)
     from miniai.imagefiles import class_folder, write_fmnist_pngs
     from miniai.data import FMNIST_CLASSES
     il = ImageList.from_files(write_fmnist_pngs(small=a.small), tfms=[make_grey, to_byte_tensor, to_float_tensor])
@@ -221,6 +225,10 @@ def files_dls(a, g):
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'))
     vocab = [class_folder(c) for c in FMNIST_CLASSES]  # miniai.data's class order, so the labels are the same ints as in memory
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor(vocab))
+    if cache:
+        t = time.perf_counter()
+        cache_items(ll)
+        if res is not None: res.update(cache_s=time.perf_counter() - t, cache_status=[ll.train.x.cache.status, ll.valid.x.cache.status])
     dls = to_dls(ll, a.bs, num_workers=a.workers)
     dls.train.sampler.generator = g  # the RandomSampler draws torch.randperm(n, generator=g): the same order as `raw`
     return dls
@@ -237,7 +245,7 @@ def run_miniai(a, model, g, res):
         from miniai.datasets import fashion_dls
         dls = fashion_dls(a.bs, small=a.small)
         dls.train.generator = g
-    elif a.runner == 'files': dls = files_dls(a, g)
+    elif a.runner.startswith('files'): dls = files_dls(a, g, cache=a.runner == 'files', res=res)
     else: dls = hf_dls(a, g)
     res['n_train'], res['n_valid'] = len(dls.train.dataset), len(dls.valid.dataset)
     sched = partial(optim.lr_scheduler.OneCycleLR, max_lr=a.lr, total_steps=a.epochs*len(dls.train))
@@ -361,7 +369,7 @@ def main(argv=None):
     res = new_result(a, model)
     w = Window().start()
     if a.runner == 'raw': run_raw(a, model, g, res)
-    elif a.runner.startswith('miniai') or a.runner == 'files': run_miniai(a, model, g, res)
+    elif a.runner.startswith('miniai') or a.runner.startswith('files'): run_miniai(a, model, g, res)
     else: raise SystemExit(f'{a.runner}: run the peers with bench/peers.py')
     finish_result(a, res, w.stop(), t_start)
 

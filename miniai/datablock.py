@@ -13,13 +13,15 @@ from fastcore.basics import listify
 from .training import get_dls
 from .datasets import DataLoaders, show_images
 from .imagefiles import (ItemError, UnknownLabelError, positions, naming_item, read_or_substitute, walk_folders, norm_exts,
-                               check_images, open_image, flatten, byte_array, check_mask, check_split, unknown_label, label_source)
+                               check_images, open_image, flatten, byte_array, check_mask, check_split, unknown_label, label_source,
+                               item_digests, tfm_key, source_digest, item_cache)
 
 # %% auto #0
 __all__ = ['image_extensions', 'get_files', 'compose', 'ItemList', 'ImageList', 'grandparent_splitter', 'random_splitter',
            'split_by_func', 'SplitData', 'parent_labeler', 'regex_labeler', 'Processor', 'CategoryProcessor',
            'LabeledData', 'label_by_func', 'Transform', 'make_rgb', 'make_grey', 'ResizeFixed', 'to_byte_tensor',
-           'to_float_tensor', 'Resize', 'to_dls', 'show_batch', 'channel_stats', 'norm_tfm']
+           'to_float_tensor', 'Resize', 'to_dls', 'show_batch', 'channel_stats', 'norm_tfm', 'cached_tfms',
+           'cache_items']
 
 # %% ../nbs/15_datablock.ipynb #cd961515
 image_extensions = {e for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
@@ -60,6 +62,7 @@ class ItemList:
                  skip_bad:bool=False # when an item cannot be read, use another (see `read_or_substitute`, 15a)?
                 ):
         self.items, self.path, self.tfms, self.skip_bad = list(items), Path(path), listify(tfms), skip_bad
+        self.cache = None  # the items decoded once, when `cache_items` (below) has been called
 
     def new(self, items, cls=None):
         "A list of the same class (or `cls`), path and settings, holding `items`."
@@ -67,12 +70,32 @@ class ItemList:
 
     def get(self, item): return item  # subclasses turn an item into what it stands for, e.g. open a file
 
+    def _cached(self):  # the cache, if there is one made for these transforms
+        c = getattr(self, 'cache', None)  # (a list pickled before caches existed has none)
+        return c if c is not None and c.tfms == tuple(self.tfms) else None
+
     def _get(self, i):
-        with naming_item(self, i): return compose(self.get(self.items[i]), self.tfms)
+        with naming_item(self, i):
+            c = self._cached()
+            return compose(self.get(self.items[i]), self.tfms) if c is None else c.item(i, c.array[i])
 
     def __getitem__(self, idx):
         i = positions(idx, len(self))  # one position, or a list of them (for a slice, a list or a mask)
         return self._get(i) if isinstance(i, int) else [self._get(j) for j in i]
+
+    def getitems(self, idxs:list) -> list:
+        "The items at the positions `idxs`, as a list: what `il[idxs]` gives, with the cached rows read in one go."
+        pos, c = positions(idxs, len(self)), self._cached()
+        if isinstance(pos, int): pos = [pos]
+        if c is None:
+            if not self.tfms and type(self).get is ItemList.get: return [self.items[i] for i in pos]  # e.g. labels
+            return [self._get(i) for i in pos]
+        res = []
+        for i, row in zip(pos, c.array[pos]):  # one read from the memory map for the whole batch
+            try: res.append(c.item(i, row))
+            except Exception:
+                with naming_item(self, i): raise
+        return res
 
     def __len__(self): return len(self.items)
     def __iter__(self): return (self[i] for i in range(len(self)))
@@ -211,6 +234,11 @@ class LabeledData:
     def __getitem__(self, idx):
         if self.x.skip_bad: return read_or_substitute(self, idx)  # an item that cannot be read is replaced (15a)
         return self.x[idx], self.y[idx]
+    def __getitems__(self, idxs:list) -> list:
+        "A batch of `(x, y)` pairs: a `DataLoader` asks for a whole batch in one call when its dataset has this method."
+        if type(self).__getitem__ is not LabeledData.__getitem__: return [self[i] for i in idxs]  # a subclass's own reading
+        if self.x.skip_bad: return list(zip(*read_or_substitute(self, idxs)))
+        return list(zip(self.x.getitems(idxs), self.y.getitems(idxs)))
     def __repr__(self): return f'{type(self).__name__}\nx: {self.x}\ny: {self.y}'
 
     def obj(self, items, idx, procs):
@@ -239,8 +267,8 @@ def label_by_func(sd:SplitData, # the split items
 
 # %% ../nbs/15_datablock.ipynb #7ef689ad
 class Transform:
-    "A per-item transform; `order` says when it runs among the others (lower first)."
-    order = 0
+    "A per-item transform; `order` says when it runs among the others (lower first); `deterministic`: the same input always gives the same output."
+    order, deterministic = 0, False
 
 def make_rgb(im:Image.Image, bg:int|tuple=255) -> Image.Image:
     "`im` as an 8-bit RGB image, transparent parts on the background `bg` (see `flatten`)."
@@ -249,10 +277,11 @@ def make_rgb(im:Image.Image, bg:int|tuple=255) -> Image.Image:
 def make_grey(im:Image.Image, bg:int|tuple=255) -> Image.Image:
     "`im` as an 8-bit grey image, mode 'L', transparent parts on the background `bg` (see `flatten`)."
     return flatten(im, 'L', bg)
+make_rgb.deterministic = make_grey.deterministic = True
 
 class ResizeFixed(Transform):
     "Resize a PIL image to `size` (an int for a square) with bilinear interpolation, whatever its shape: it may be squashed."
-    order = 10
+    order, deterministic = 10, True
     def __init__(self, size:int|tuple): self.size = (size, size) if isinstance(size, int) else tuple(size)
     def __call__(self, im): return im if im.size == self.size else im.resize(self.size, Image.BILINEAR)
     def __repr__(self): return f'ResizeFixed({self.size})'
@@ -261,17 +290,17 @@ def to_byte_tensor(im:Image.Image) -> torch.Tensor:
     "An 8-bit PIL image as a `uint8` tensor (channels, height, width)."
     t = torch.from_numpy(byte_array(im))  # byte_array: the pixels, or an error naming a mode that is not 8-bit (15a)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
-to_byte_tensor.order = 20
+to_byte_tensor.order, to_byte_tensor.deterministic = 20, True
 
 def to_float_tensor(t:torch.Tensor) -> torch.Tensor:
     "A `uint8` image tensor as `float32` in [0, 1]."
     return t.float().div_(255.)
-to_float_tensor.order = 30
+to_float_tensor.order, to_float_tensor.deterministic = 30, True
 
 # %% ../nbs/15_datablock.ipynb #0a38af3c
 class Resize(Transform):
     "Resize to `size` keeping the aspect ratio: `'crop'` covers `size` and keeps the centre, `'pad'` fits inside and fills the rest with `fill`."
-    order = 10
+    order, deterministic = 10, True
     def __init__(self, size:int|tuple, # the output size (an int for a square)
                  method:str='crop', # 'crop' or 'pad'
                  fill:int|tuple=0, # the colour of the padding: a grey level or an (r, g, b) colour
@@ -342,3 +371,51 @@ def norm_tfm(mean:torch.Tensor, # the per-channel means
         m, s = mean.to(x.device)[:, None, None], std.to(x.device)[:, None, None]
         return ((x - m) / s, *b[1:])
     return _norm
+
+# %% ../nbs/15_datablock.ipynb #ad03b617
+def _is_pixels(x):
+    "Is `x` 8-bit pixels: a PIL image in mode L, LA, RGB or RGBA, or a `uint8` tensor?"
+    return (isinstance(x, Image.Image) and x.mode in ('L', 'LA', 'RGB', 'RGBA')) or (isinstance(x, torch.Tensor) and x.dtype == torch.uint8)
+
+def cached_tfms(il:ItemList, # the list whose items would be cached
+                i:int=0 # the item to try the transforms on
+               ) -> int|None:
+    "How many of `il`'s transforms (in `order`) a cache can hold: the most that are all `deterministic` and end in 8-bit pixels; None if none."
+    x = il.get(il.items[i])
+    best = 0 if _is_pixels(x) else None
+    for k, f in enumerate(sorted(il.tfms, key=lambda f: getattr(f, 'order', 0)), 1):
+        if not getattr(f, 'deterministic', False): break  # a random transform, or one not known to be the same each time
+        x = f(x)
+        if _is_pixels(x): best = k
+    return best
+
+def cache_items(data, # an `ItemList`, a `LabeledData` (its inputs are cached) or a `SplitData` of them (both sides)
+                folder:str|Path|None=None # where the cache files go; default `cache_dir()/'items'`
+               ):
+    "Decode each item once, through its deterministic transforms up to 8-bit pixels, into a memory-mapped file that later reads and later processes use; returns `data`."
+    if isinstance(data, SplitData):
+        for side in (data.train, data.valid): cache_items(side, folder)
+        return data
+    if isinstance(data, LabeledData):
+        cache_items(data.x, folder)
+        return data
+    il = data
+    k = cached_tfms(il)
+    if k is None:
+        raise ValueError(f'cache_items: the items of this {type(il).__name__} are not 8-bit pixels after any run of deterministic transforms '
+                         f'(transforms in order: {[getattr(f, "__name__", repr(f)) for f in sorted(il.tfms, key=lambda f: getattr(f, "order", 0))]}). '
+                         'A cache holds PIL images or uint8 tensors: put to_byte_tensor (or make_rgb/make_grey) first, and mark '
+                         'transforms of your own that give the same output every time with `f.deterministic = True`.')
+    tfms = sorted(il.tfms, key=lambda f: getattr(f, 'order', 0))
+    names, stamps = item_digests(il.items)
+    code = [tfm_key(type(il).get)] + [tfm_key(f) for f in tfms[:k]]
+    # one file per list and names of transforms: a change of code, settings or files rebuilds it in place
+    fnames = [getattr(f, '__qualname__', type(f).__qualname__) for f in tfms[:k]]
+    name = hashlib.blake2b(f'{type(il).__qualname__} {names} {fnames}'.encode(), digest_size=12).hexdigest()
+    def make(i):
+        with naming_item(il, i): return compose(il.get(il.items[i]), tfms[:k])
+    key = dict(list=type(il).__qualname__, n=len(il), items=names, files=stamps, code=code,
+               helpers=source_digest('miniai.imagefiles'), pil=Image.__version__)  # open_image, flatten and byte_array live there
+    il.cache = item_cache(name, key, len(il), make, folder, skip_bad=il.skip_bad)
+    il.cache.tfms, il.cache.rest = tuple(il.tfms), tuple(tfms[k:])
+    return data
