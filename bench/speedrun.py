@@ -115,7 +115,6 @@ def main(argv=None):
         return
     rows = json.loads(a.out.read_text()) if a.out.exists() else []
     args = [x for x in (argv if argv is not None else sys.argv[1:]) if not x.startswith('--seeds') and x != a.seeds]
-    stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
     for s in a.seeds.split(','):
         env = {**os.environ, 'PYTHONPATH': str(ROOT),
                'GLIBC_TUNABLES': 'glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736'}
@@ -123,7 +122,7 @@ def main(argv=None):
         r = subprocess.run([sys.executable, __file__, *args, '--seed', s], capture_output=True, text=True, env=env)
         if r.returncode: raise SystemExit(r.stderr[-3000:])
         res = json.loads(r.stdout.strip().splitlines()[-1])
-        res.update(session=stamp, wall_from_launch_s=time.perf_counter() - t)
+        res.update(seeds=a.seeds, wall_from_launch_s=time.perf_counter() - t)  # `seeds`: the seeds of this one command, run one after another
         print(json.dumps(res), flush=True)
         rows.append(res)
         a.out.parent.mkdir(exist_ok=True)

@@ -54,6 +54,7 @@ def _crop_box(w, h, scale, ratio):
             return x0, y0, min(x0 + cw, w), min(y0 + ch, h)
     r = min(max(w / h, ratio[0]), ratio[1])  # the image's own ratio, brought into the allowed range
     cw, ch = (h * r, h) if w / h > r else (w, w / r)
+    cw, ch = min(cw, w), min(ch, h)  # w / (w / h) can come out a hair over h: a box must not start before 0
     return (w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2
 
 class RandomResizedCrop(PilTransform):

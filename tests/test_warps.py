@@ -18,6 +18,13 @@ def test_random_resized_crop_exact_size(w, h, size, smin, rmin, seed):
     t = RandomResizedCrop(size, scale=(smin, 1.), ratio=(min(rmin, 1 / rmin), max(rmin, 1 / rmin)))
     assert t(Image.new('RGB', (w, h))).size == (size, size)
 
+def test_crop_box_never_leaves_the_image():
+    "The fallback box of an image whose own ratio is allowed: w / (w / h) came out a hair over h (1 x 49: y0 = -3.6e-15)"
+    from miniai.warps import _crop_box
+    for w, h in [(1, 49), (2, 49), (3, 47), (49, 1)]:
+        x0, y0, x1, y1 = _crop_box(w, h, (1., 1.), (w / h, w / h))
+        assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h, (w, h, (x0, y0, x1, y1))
+
 @bounded(30)
 @given(st.lists(st.tuples(st.floats(-50, 150), st.floats(-50, 150)), min_size=4, max_size=4))
 def test_find_coeffs_maps_the_points(src):
