@@ -13,8 +13,8 @@ from fastcore.basics import listify
 from .training import get_dls
 from .datasets import DataLoaders, show_images
 from .imagefiles import (ItemError, UnknownLabelError, positions, naming_item, read_or_substitute, walk_folders, norm_exts,
-                               check_images, open_image, flatten, byte_array, check_mask, check_split, unknown_label, label_source,
-                               item_digests, tfm_key, source_digest, item_cache)
+                               check_images, open_image, flatten, byte_array, check_mask, check_split, unknown_label, label_source)
+from .item_cache import item_digests, tfm_key, source_digest, item_cache
 
 # %% auto #0
 __all__ = ['image_extensions', 'get_files', 'compose', 'ItemList', 'ImageList', 'grandparent_splitter', 'random_splitter',

@@ -1,4 +1,4 @@
-"""Lesson 15's `cache_items` and 15a's `item_cache`: items decoded once into a memory-mapped file.
+"""Lesson 15's `cache_items` and 15c's `item_cache`: items decoded once into a memory-mapped file.
 
 A cache must never give other tensors than decoding: a hit equals decoding, a changed file (size, modification time) or a
 changed transform rebuilds, a damaged file is rebuilt with a warning, `__getitems__` equals fetching item by item, and a
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from miniai.datablock import (CategoryProcessor, ImageList, ItemError, ItemList, LabeledData, ResizeFixed, SplitData, Transform,
                               cache_items, cached_tfms, grandparent_splitter, label_by_func, make_grey, make_rgb, parent_labeler,
                               to_byte_tensor, to_dls, to_float_tensor)
-from miniai.imagefiles import CacheDamagedWarning, item_digests, tfm_key
+from miniai.item_cache import CacheDamagedWarning, item_digests, tfm_key
 
 TFMS = [make_grey, ResizeFixed(8), to_byte_tensor, to_float_tensor]
 
