@@ -283,7 +283,7 @@ Written by `python bench/bench.py report` from the runs recorded in `bench/resul
   torch's `OneCycleLR` stepped every batch, same initial weights and data order for every runner.
 - Each run is a fresh process. "ratio to raw" is the median over rounds of (runner's epoch time / `raw`'s epoch time
   in the same round); an epoch is a training pass plus a validation pass. "training-pass ratio" leaves out validation.
-  Runs during which other processes used more than a tenth of a core were dropped and repeated.
+  Runs during which other processes used more than 0.03 of a core (`--max-other`; 0.1 before 2026-12-07) were dropped and repeated.
 
 """
     text = head + table + '\n' + fmt_speed_table(summary) + fmt_files_table(summary) + fmt_checks(checks)

@@ -208,7 +208,7 @@ def time_resnet(a, dev):
     cmd = [sys.executable, str(HERE/'bench.py'), 'run', '--model', 'cnn' if a.dry_run else 'resnet', '--runners', runners,
            '--rounds', '1' if a.dry_run else str(a.rounds), '--tag', 'gpu-dry-run' if a.dry_run else 'gpu-resnet-1ep',
            '--out', str(a.out/('gpu-dry-run.jsonl' if a.dry_run else 'gpu-resnet-1ep.jsonl')), '--device', dev]
-    if a.dry_run: cmd += ['--small']
+    if a.dry_run: cmd += ['--small', '--max-other', '1e9']  # a dry run checks the script, not its times: never repeated
     else: cmd += ['--threads', str(min(os.cpu_count() or 1, 8)), '--max-other', '1e9']  # GPU: other CPU work barely matters
     print('+', ' '.join(cmd), flush=True)
     subprocess.run(cmd, check=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
