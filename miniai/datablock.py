@@ -14,7 +14,7 @@ from .training import get_dls
 from .datasets import DataLoaders, show_images
 from .imagefiles import (ItemError, UnknownLabelError, positions, naming_item, read_or_substitute, walk_folders, norm_exts,
                                check_images, open_image, flatten, byte_array, check_mask, check_split, unknown_label, label_source)
-from .item_cache import item_digests, tfm_key, source_digest, item_cache
+from .item_cache import cache_key, item_cache
 
 # %% auto #0
 __all__ = ['image_extensions', 'get_files', 'compose', 'ItemList', 'ImageList', 'grandparent_splitter', 'random_splitter',
@@ -407,15 +407,9 @@ def cache_items(data, # an `ItemList`, a `LabeledData` (its inputs are cached) o
                          'A cache holds PIL images or uint8 tensors: put to_byte_tensor (or make_rgb/make_grey) first, and mark '
                          'transforms of your own that give the same output every time with `f.deterministic = True`.')
     tfms = sorted(il.tfms, key=lambda f: getattr(f, 'order', 0))
-    names, stamps = item_digests(il.items)
-    code = [tfm_key(type(il).get)] + [tfm_key(f) for f in tfms[:k]]
-    # one file per list and names of transforms: a change of code, settings or files rebuilds it in place
-    fnames = [getattr(f, '__qualname__', type(f).__qualname__) for f in tfms[:k]]
-    name = hashlib.blake2b(f'{type(il).__qualname__} {names} {fnames}'.encode(), digest_size=12).hexdigest()
     def make(i):
         with naming_item(il, i): return compose(il.get(il.items[i]), tfms[:k])
-    key = dict(list=type(il).__qualname__, n=len(il), items=names, files=stamps, code=code,
-               helpers=source_digest('miniai.imagefiles'), pil=Image.__version__)  # open_image, flatten and byte_array live there
+    name, key = cache_key(type(il).__qualname__, il.items, type(il).get, tfms[:k])  # the files and code it was made from (15c)
     il.cache = item_cache(name, key, len(il), make, folder, skip_bad=il.skip_bad)
     il.cache.tfms, il.cache.rest = tuple(il.tfms), tuple(tfms[k:])
     return data

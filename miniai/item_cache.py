@@ -13,7 +13,7 @@ from .data import atomic_write, cache_dir
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'source_digest', 'tfm_key', 'item_digests', 'pixels', 'from_pixels', 'ItemCache',
-           'CacheDamagedWarning', 'item_cache']
+           'CacheDamagedWarning', 'item_cache', 'cache_key']
 
 # %% ../nbs/15c_item_cache.ipynb #915585be
 CACHE_VERSION = 1  # bumped when the layout of the cache files changes: older files are then rebuilt
@@ -159,3 +159,17 @@ def item_cache(name:str, # the cache's file name without extension, e.g. a diges
     atomic_write(npy.with_suffix('.json'), json.dumps(meta, indent=1).encode())  # written last: it vouches for the .npy
     c = ItemCache(npy, meta); c._array, c.status = np.load(npy, mmap_mode='r'), 'built'  # mapped now: ours, whatever replaces it later
     return c
+
+def cache_key(kind:str, # the list's class name
+              items:list, # its items (file paths)
+              get, # the function that reads an item, e.g. `ImageList.get`
+              tfms:list # the transforms the cache holds, in order
+             ) -> tuple:
+    "The file name and the key of a cache of `items` read by `get` through `tfms`: what `item_cache` checks before trusting a file."
+    names, stamps = item_digests(items)
+    fnames = [getattr(f, '__qualname__', type(f).__qualname__) for f in tfms]  # one file per list and transforms' names
+    name = hashlib.blake2b(f'{kind} {names} {fnames}'.encode(), digest_size=12).hexdigest()
+    key = dict(list=kind, n=len(items), items=names, files=stamps, code=[tfm_key(get)] + [tfm_key(f) for f in tfms],
+               helpers=source_digest('miniai.imagefiles'), pil=Image.__version__)  # open_image, flatten and byte_array live there
+    return name, key
+
