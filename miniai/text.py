@@ -282,7 +282,7 @@ class LMLoader:
         if bptt > self.row_len:
             raise ValueError(f"LMLoader: each of the bs={bs} rows holds {self.row_len} tokens ({self.n} tokens in all), "
                              f"fewer than bptt={bptt}: use bptt <= {self.row_len}, a smaller bs, or more text")
-        self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        self.gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**62, ())))  # no seed: one drawn from torch's (never `torch.seed()`, which would re-seed torch itself)
 
     def __len__(self): return math.ceil(self.row_len / self.bptt)
 
@@ -348,7 +348,7 @@ class SortishSampler(Sampler):
                  seed: int|None=None): # seed of the shuffling
         if not isinstance(bs, int) or bs < 1: raise ValueError(f"SortishSampler: bs must be a positive int, got bs={bs!r}")
         self.lengths, self.bs, self.chunk_mult = list(lengths), bs, chunk_mult
-        self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        self.gen = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**62, ())))  # no seed: one drawn from torch's (never `torch.seed()`, which would re-seed torch itself)
 
     def __len__(self): return len(self.lengths)
 

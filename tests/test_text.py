@@ -288,3 +288,13 @@ def test_pad_collate_properties(texts, pad_first):
 def test_pad_collate_empty_and_bad_bs():
     with pytest.raises(ValueError, match='empty batch'): pad_collate([])
     with pytest.raises(ValueError, match='bs must be a positive int, got bs=0'): SortishSampler([1, 2], bs=0)
+
+
+def test_loaders_without_a_seed_leave_torch_seeded():
+    "An LMLoader or SortishSampler made without a seed draws its seed from torch's generator: torch stays reproducible"
+    from miniai.text import LMLoader, SortishSampler
+    for make in (lambda: LMLoader([list(range(50))], bs=2, bptt=5), lambda: SortishSampler([3, 1, 2, 5], bs=2)):
+        draws = []
+        for _ in range(2):
+            torch.manual_seed(0); make(); draws.append(torch.rand(3))
+        assert torch.equal(*draws)
