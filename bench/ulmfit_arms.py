@@ -2,6 +2,7 @@
 
     python bench/ulmfit_arms.py                     # every arm x seed x label fraction not yet in the results
     python bench/ulmfit_arms.py --small             # a tiny version (seconds), written to results/ulmfit_arms_small.json
+    python bench/ulmfit_arms.py --budget-min 12     # start no new run after 12 minutes (exit code 3: run it again)
 
 It needs the general language model (`python bench/pretrain.py`). It trains, once, the fortunes-only language model
 (lesson 17's recipe) and the general one fine-tuned on the fortunes, keeping both in miniai's cache
@@ -27,6 +28,7 @@ def main(argv=None):
     p.add_argument('--small', action='store_true')
     p.add_argument('--seeds', default='0,1,2')
     p.add_argument('--fracs', default='0.1,0.3', help='label fractions for FRACTION_ARMS (all arms get 1.0)')
+    p.add_argument('--budget-min', type=float, default=None, help='start no new run after this many minutes: exit with code 3')
     a = p.parse_args(argv)
     import torch
     from miniai.pretrain import (SMALL_TRANSFER_CFG, TRANSFER_CFG, clas_accuracy, encoder_state, fortunes_task,
@@ -47,6 +49,8 @@ def main(argv=None):
     valid_dl = clas_dls(task.clas, bs=cfg['clas_bs']).valid
     for w, s, f, seed in todo:
         if (w, s, f, seed) in done: continue
+        if a.budget_min is not None and time.perf_counter() - t0 > a.budget_min * 60:
+            log('time budget spent: run the same command again to go on'); return 3
         clas = label_fraction(task.clas, f, seed)
         t = time.perf_counter()
         learn = train_classifier(clas, task.vocab, task.classes, None if w == 'random' else encoder_state(lms[w]), s, cfg, seed)
