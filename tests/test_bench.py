@@ -4,7 +4,7 @@ No timing here (timed tests are flaky on shared machines): `make bench` measures
 runners run and that `raw` and `miniai`, from the same weights and data order, end at the same validation loss.
 The slow tier: `make test` runs these, `make test-fast` does not.
 """
-import json, os, subprocess, sys
+import functools, json, os, subprocess, sys
 import pytest
 from pathlib import Path
 
@@ -12,6 +12,7 @@ pytestmark = pytest.mark.slow  # each test trains in fresh processes: minutes in
 
 ROOT = Path(__file__).resolve().parent.parent
 
+@functools.cache  # runs are seeded: a run that several tests compare against (raw, miniai) is made once per session
 def run_bench(runner, *args, script='run.py'):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), MPLBACKEND='agg')
     r = subprocess.run([sys.executable, str(ROOT/'bench'/script), *([runner] if runner else []), '--small', *args], cwd=ROOT, env=env,
