@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 ARMS = [('random', 'plain'), ('random', 'gradual'), ('fortunes', 'gradual'), ('general', 'gradual'),
         ('finetuned', 'gradual'), ('finetuned', 'plain')]
-FRACTION_ARMS = [('random', 'plain'), ('finetuned', 'gradual')]  # the label-fraction curve
+FRACTION_ARMS = [('random', 'plain'), ('finetuned', 'plain'), ('finetuned', 'gradual')]  # the label-fraction curve
 
 
 def main(argv=None):
