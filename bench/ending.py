@@ -5,7 +5,8 @@
 
 Each model is lesson 12's `get_resnet` with the channels `--nfs`, trained by lesson 12's `fit_one_cycle` (AdamW under a
 one-cycle schedule peaking at `--lr`) on the whole training set, normalised as in lesson 13, with lesson 13's
-`augment_cb()` (shifts of up to one pixel and flips; `--erase` adds random erasing) on the training batches; each model
+`augment_cb()` (shifts of up to one pixel and flips; `--erase` adds random erasing) on the training batches and lesson 13's
+label smoothing (`--smooth`, 0.1 by default; 0 for plain cross-entropy); each model
 from its own seed. After training, for each model: the validation accuracy of its plain predictions, of its predictions
 for the mirror images, and with test-time augmentation (TTA: the average of the two probability distributions). Then the
 ensemble: the average of all the models' TTA probabilities. One JSON record per run of the script is appended to
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     p.add_argument('--bs', type=int, default=256)
     p.add_argument('--seeds', default='1,2', help='one model per seed, comma-separated; two or more make an ensemble')
     p.add_argument('--erase', type=float, default=0., help="augment_cb's random erasing (0: none)")
+    p.add_argument('--smooth', type=float, default=0.1, help="lesson 13's label smoothing epsilon (0: plain cross-entropy)")
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST: a quick check, not a result')
     p.add_argument('--out', type=Path, default=None, help='the JSON-lines file to append to (default: bench/results/ending[-small].jsonl)')
@@ -49,12 +51,14 @@ def parse_args(argv=None):
 def train_one(a, dls, seed):
     "Train one model from `seed`; its accuracies (plain, flipped, TTA), its TTA probabilities and the targets"
     import torch
+    import torch.nn.functional as F
     from miniai.activations import set_seed
-    from miniai.augment import AugmentCB, augment_cb, capture_preds, rand_flip
+    from miniai.augment import AugmentCB, LabelSmoothingCrossEntropy, augment_cb, capture_preds, rand_flip
     from miniai.resnet import fit_one_cycle, get_resnet
     set_seed(seed)
     t = time.perf_counter()
-    learn = fit_one_cycle(get_resnet(nfs=a.nfs), dls, epochs=a.epochs, lr=a.lr, cbs=[augment_cb(erase=a.erase)])
+    learn = fit_one_cycle(get_resnet(nfs=a.nfs), dls, epochs=a.epochs, lr=a.lr, cbs=[augment_cb(erase=a.erase)],
+                          loss_func=LabelSmoothingCrossEntropy(a.smooth) if a.smooth else F.cross_entropy)
     fit_s = time.perf_counter() - t
     preds, targs = capture_preds(learn)
     preds_f, _ = capture_preds(learn, cbs=AugmentCB(partial(rand_flip, p=1.), on_train=False, on_val=True))
@@ -79,7 +83,7 @@ def main(argv=None):
     for seed in a.seeds:
         rec, probs, targs = train_one(a, dls, seed)
         models.append(rec); all_probs.append(probs)
-    res = dict(epochs=a.epochs, nfs=list(a.nfs), lr=a.lr, bs=a.bs, erase=a.erase, small=a.small, threads=a.threads,
+    res = dict(epochs=a.epochs, nfs=list(a.nfs), lr=a.lr, bs=a.bs, erase=a.erase, smooth=a.smooth, small=a.small, threads=a.threads,
                n_train=len(xt), n_valid=len(xv), models=models, torch=torch.__version__)
     if len(all_probs) > 1:
         res['ensemble_tta_accuracy'] = (sum(all_probs).argmax(1) == targs).float().mean().item()
