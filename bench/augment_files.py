@@ -73,20 +73,25 @@ def run(aug, a):
     return rec
 
 
+def curves(recs, axs=None):
+    "Draw the runs `recs` (records of `run`): training and validation loss, and validation accuracy, per epoch"
+    import matplotlib.pyplot as plt
+    if axs is None: _, axs = plt.subplots(1, 2, figsize=(10, 4))
+    for i, r in enumerate(recs):
+        lbl, ep = f"{r['aug']}, {r['epochs']} epochs", range(1, len(r['valid']) + 1)
+        axs[0].plot(ep, [v['loss'] for v in r['valid']], color=f'C{i}', label=f'{lbl}, valid')
+        axs[0].plot(ep, [v['loss'] for v in r['train']], '--', color=f'C{i}', label=f'{lbl}, train')
+        axs[1].plot(ep, [v['accuracy'] for v in r['valid']], color=f'C{i}', label=lbl)
+    axs[0].set(title='loss', xlabel='epoch'); axs[1].set(title='validation accuracy', xlabel='epoch')
+    for ax in axs: ax.legend(fontsize=7)
+    return axs
+
+
 def plot(dest, src=OUT):
     import matplotlib
     matplotlib.use('agg')
-    import matplotlib.pyplot as plt
     recs = [json.loads(l) for l in Path(src).read_text().splitlines() if l.strip()]
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
-    for r in recs:
-        lbl = f"{r['aug']}, {r['epochs']} epochs"
-        axs[0].plot([v['loss'] for v in r['valid']], label=f'{lbl}, valid')
-        axs[0].plot([v['loss'] for v in r['train']], '--', label=f'{lbl}, train')
-        axs[1].plot([v['accuracy'] for v in r['valid']], label=lbl)
-    axs[0].set(title='loss', xlabel='epoch'); axs[1].set(title='validation accuracy', xlabel='epoch')
-    for ax in axs: ax.legend(fontsize=7)
-    fig.savefig(dest, dpi=100, bbox_inches='tight')
+    curves(recs)[0].figure.savefig(dest, dpi=100, bbox_inches='tight')
     print(f'{len(recs)} runs drawn in {dest}')
 
 
