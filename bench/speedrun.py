@@ -13,8 +13,8 @@ start and the imports included (the figure reported); `time_s`, counted from thi
 The recipe, all of it in this file, in plain PyTorch on miniai's data:
 
 - data: the four IDX files read by `miniai.data.load_fmnist` into memory, normalised once; batches by indexing;
-- model: conv-BatchNorm-ReLU blocks, max pooling after each stage, global max pool, a linear head; widths `--widths`;
-  channels-last layout (lesson 14: the faster layout for convolutions on this CPU);
+- model: conv-BatchNorm-ReLU blocks, max pooling after each stage, global max pool, a linear head; widths `--widths`
+  (`--net resnet`: lesson 12's ResNet instead, trained the same way); channels-last layout (lesson 14: the faster layout for convolutions on this CPU);
 - training: through `torch.compile` (`--no-compile`: eagerly), AdamW with `fused=True`, torch's `OneCycleLR`, label
   smoothing, random horizontal flips of half of each batch, batch size `--bs`, `--epochs` epochs;
 - evaluation: test-time augmentation, the average of the predicted probabilities for each image and its mirror image.
@@ -40,6 +40,12 @@ def model(widths, torch, nn):
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(ni, 10))
 
 
+def cpu_name():
+    "The processor's model name as Linux reports it (the same seed trains a little differently on another CPU), or None"
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return None
+
+
 def run(a):
     "One seed, in this process: train, evaluate with flip TTA, return the record"
     import torch, torch.nn.functional as F
@@ -55,7 +61,11 @@ def run(a):
     yt, yv = fm.y_train, fm.y_test
     cl = torch.channels_last
     xt, xv = xt.contiguous(memory_format=cl), xv.contiguous(memory_format=cl)
-    m = model([int(w) for w in a.widths.split(',')], torch, nn).to(memory_format=cl)
+    if a.net == 'resnet':  # lesson 12's ResNet at its own channels, for a comparison on the same recipe
+        from miniai.resnet import get_resnet
+        m = get_resnet()
+    else: m = model([int(w) for w in a.widths.split(',')], torch, nn)
+    m = m.to(memory_format=cl)
     fwd = torch.compile(m) if a.compile else m  # compiled on the first batch: its time is part of the run's
     n, bs = len(xt), a.bs
     steps = a.epochs * (n // bs)
@@ -74,6 +84,11 @@ def run(a):
             loss.backward()
             opt.step(); opt.zero_grad(set_to_none=True); sched.step()
     t_eval = time.perf_counter()
+    cache = 'eager'
+    if a.compile:  # did Inductor find its compiled graphs in its on-disk cache (warm) or compile them (cold)?
+        from torch._dynamo.utils import counters
+        hit, miss = counters['inductor']['fxgraph_cache_hit'], counters['inductor']['fxgraph_cache_miss']
+        cache = 'warm' if hit and not miss else 'cold' if miss and not hit else f'{hit} graphs found, {miss} compiled'
     m.eval()
     with torch.no_grad():
         probs = torch.cat([m(xv[i:i+1000]).softmax(1) + m(xv[i:i+1000].flip(-1)).softmax(1) for i in range(0, len(xv), 1000)])
@@ -81,9 +96,10 @@ def run(a):
     acc = (probs.argmax(1) == yv).float().mean().item()
     return dict(seed=a.seed, small=a.small, accuracy=acc, accuracy_no_tta=(plain.argmax(1) == yv).float().mean().item(),
                 time_s=time.perf_counter() - T0, train_s=t_eval - t_train, setup_s=t_train - T0,
-                recipe=dict(widths=a.widths, epochs=a.epochs, bs=a.bs, lr=a.lr, wd=a.wd, smooth=a.smooth, warmup=a.warmup,
+                inductor_cache=cache,
+                recipe=dict(net=a.net, widths=a.widths, epochs=a.epochs, bs=a.bs, lr=a.lr, wd=a.wd, smooth=a.smooth, warmup=a.warmup,
                             compile=a.compile),
-                n_params=sum(p.numel() for p in m.parameters()), torch=torch.__version__, threads=a.threads)
+                n_params=sum(p.numel() for p in m.parameters()), torch=torch.__version__, threads=a.threads, cpu=cpu_name())
 
 
 def parse_args(argv=None):
@@ -91,6 +107,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--seeds', default=None, help='comma-separated: run each seed in a fresh process and record them')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--net', choices=['plain', 'resnet'], default='plain',
+                   help="plain: the network above at --widths; resnet: lesson 12's get_resnet() (--widths unused)")
     p.add_argument('--widths', default='24,48,96')
     p.add_argument('--epochs', type=int, default=4)
     p.add_argument('--bs', type=int, default=256)

@@ -81,6 +81,7 @@ def test_speedrun_runs_its_recipe():
     # three epochs: after one (23 steps) the accuracy still depends much on the seed (0.57 and 0.70 seen)
     res = run_bench(None, '--epochs', '3', '--no-compile', '--seed', '3', script='speedrun.py')
     assert res['seed'] == 3 and res['small'] and res['recipe']['epochs'] == 3 and res['recipe']['compile'] is False
+    assert res['recipe']['net'] == 'plain' and res['inductor_cache'] == 'eager'  # eager: no compile cache to speak of
     assert res['n_params'] == 167794 and 0.75 < res['accuracy'] <= 1 and 0.75 < res['accuracy_no_tta'] <= 1
     assert 0 < res['train_s'] < res['time_s']
 
