@@ -12,10 +12,9 @@ for the mirror images, and with test-time augmentation (TTA: the average of the 
 ensemble: the average of all the models' TTA probabilities. One JSON record per run of the script is appended to
 bench/results/ending.jsonl (`--small` runs go to ending-small.jsonl), for lesson 13 to print.
 
-On this project's 2-core CPU the lesson ResNet with `--nfs 8,16,32,64,256,512` takes 60-75 s per epoch with augmentation
-(bench/results/resnet-20ep-nfs512-aug.jsonl: 20 epochs in 1187 s, 0.9434 with TTA; `--small --epochs 1` here: 7.3 s a
-model on a tenth of the data), so the default run takes 20-25 minutes per model, 40-50 in all; hold the CPU lock for
-all of it. With 0.9434 from that earlier single run, 0.945 for one model is not assured in 20 epochs: `--epochs 30`
+On this project's 2-core CPUs the lesson ResNet with `--nfs 8,16,32,64,256,512` takes 60-85 s per epoch with augmentation
+(bench/results/resnet-20ep-nfs512-aug.jsonl: 20 epochs in 1187 s on an Intel Xeon VM; results/ending.jsonl: 27-29 minutes
+a model on an AMD EPYC VM), so the default run takes 40-60 minutes in all; hold the CPU lock for all of it. With 0.9434 from that earlier single run, 0.945 for one model is not assured in 20 epochs: `--epochs 30`
 (30-38 minutes a model) is the next thing to try.
 """
 from __future__ import annotations
