@@ -14,8 +14,9 @@ bench/results/ending.jsonl (`--small` runs go to ending-small.jsonl), for lesson
 
 On this project's 2-core CPUs the lesson ResNet with `--nfs 8,16,32,64,256,512` takes 60-85 s per epoch with augmentation
 (bench/results/resnet-20ep-nfs512-aug.jsonl: 20 epochs in 1187 s on an Intel Xeon VM; results/ending.jsonl: 27-29 minutes
-a model on an AMD EPYC VM), so the default run takes 40-60 minutes in all; hold the CPU lock for all of it. With 0.9434 from that earlier single run, 0.945 for one model is not assured in 20 epochs: `--epochs 30`
-(30-38 minutes a model) is the next thing to try.
+a model on an AMD EPYC VM), so the default run takes 40-60 minutes in all; hold the CPU lock for all of it.
+In 20 epochs no single model has reached 0.945 with TTA (0.9434, 0.9439, 0.9435); the ensemble did (0.9464).
+`--epochs 30` (30-45 minutes a model) is the next thing to try for one model.
 """
 from __future__ import annotations
 import argparse, json, subprocess, sys, time
