@@ -1,20 +1,23 @@
 """Does per-item augmentation pay? The lesson ResNet trained from the PNG files with and without it (lesson 15b).
 
-    python bench/augment_files.py --epochs 20                      # both runs, one JSON line each -> bench/results/augment-files.jsonl
+    python bench/augment_files.py --epochs 20                      # none and item, one JSON line each -> bench/results/augment-files.jsonl
+    python bench/augment_files.py --epochs 20 --runs shift         # the milder augmentation alone
     python bench/augment_files.py --epochs 2 --small               # a quick check that it runs
     python bench/augment_files.py --plot bench/results/augment-files.png   # the curves of every stored run
 
-Both runs use the same model (`get_resnet`, lesson 12), seed, batch size (256), epochs and schedule (`fit_one_cycle`:
+The runs use the same model (`get_resnet`, lesson 12), seed, batch size (256), epochs and schedule (`fit_one_cycle`:
 AdamW, one-cycle to `--lr`), the same validation images and transforms (the files as they are); only the training
 transforms differ:
 
 - `none`: `make_grey`, `to_byte_tensor`, `to_float_tensor` (lesson 15);
 - `item`: the same with a random left-right flip and a `RandomResizedCrop(28, scale=(0.6, 1))` before the conversion
-  to a tensor (lesson 15b), drawn afresh at every read.
+  to a tensor (lesson 15b), drawn afresh at every read;
+- `shift`: a milder one, the per-item twin of lesson 13's batch augmentation: a random left-right flip and a shift of
+  up to one pixel each way (`PilRandomCrop(1)`).
 
 Augmentation only pays once the plain run starts to overfit (its training loss keeps falling while the validation loss
 rises), which for this model on Fashion-MNIST takes more than 5 epochs: use 20 or more. On 2 CPU cores one epoch from the
-files takes about a minute, so a 20-epoch pair takes about 45 minutes. Each run appends one line: per-epoch training and
+files takes about a minute, so a 20-epoch run takes about 20 minutes. Each run appends one line: per-epoch training and
 validation loss and accuracy, seconds per epoch, and the settings.
 """
 from __future__ import annotations
@@ -27,13 +30,15 @@ OUT = HERE/'results'/'augment-files.jsonl'
 
 
 def dls_for(aug, small, bs):
-    "The file pipeline of lesson 15 with training transforms `aug` ('none' or 'item') and plain validation transforms"
+    "The file pipeline of lesson 15 with training transforms `aug` ('none', 'item' or 'shift') and plain validation transforms"
     from miniai.datablock import (CategoryProcessor, ImageList, SplitData, grandparent_splitter, label_by_func, make_grey,
                                   parent_labeler, to_byte_tensor, to_dls, to_float_tensor)
     from miniai.imagefiles import write_fmnist_pngs
-    from miniai.warps import PilRandomFlip, RandomResizedCrop
+    from miniai.warps import PilRandomCrop, PilRandomFlip, RandomResizedCrop
     plain = [make_grey, to_byte_tensor, to_float_tensor]
-    train = plain + ([PilRandomFlip(), RandomResizedCrop(28, scale=(0.6, 1.))] if aug == 'item' else [])
+    extra = dict(none=[], item=[PilRandomFlip(), RandomResizedCrop(28, scale=(0.6, 1.))], shift=[PilRandomFlip(), PilRandomCrop(1)])
+    if aug not in extra: raise ValueError(f'augment_files: aug={aug!r}; choose from {", ".join(extra)}')
+    train = plain + extra[aug]
     il = ImageList.from_files(write_fmnist_pngs(small=small), tfms=train)
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'), valid_tfms=plain)
     return to_dls(label_by_func(sd, parent_labeler, proc_y=CategoryProcessor()), bs=bs)
@@ -97,7 +102,7 @@ def plot(dest, src=OUT):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--runs', default='none,item', help='comma-separated: none, item (run in this order)')
+    p.add_argument('--runs', default='none,item', help='comma-separated: none, item, shift (run in this order)')
     p.add_argument('--epochs', type=int, default=20)
     p.add_argument('--lr', type=float, default=1e-2)
     p.add_argument('--bs', type=int, default=256)
@@ -109,7 +114,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.plot: return plot(a.plot, a.out)
     for aug in a.runs.split(','):
-        if aug not in ('none', 'item'): sys.exit(f'augment_files.py: unknown run {aug!r}; use none or item')
+        if aug not in ('none', 'item', 'shift'): sys.exit(f'augment_files.py: unknown run {aug!r}; use none, item or shift')
         run(aug, a)
 
 

@@ -264,8 +264,8 @@ def fmt_checks(checks):
 def cmd_report(a):
     paths = sorted(RESULTS.glob('*.jsonl')) if not a.inputs else a.inputs
     rows = load_results(paths)
-    checks = [r for r in rows if 'check' in r]  # bench/gpu_check.py's check lines; the rest are runs
-    rows = [r for r in rows if 'check' not in r]
+    checks = [r for r in rows if 'check' in r]  # bench/gpu_check.py's check lines
+    rows = [r for r in rows if 'tag' in r]  # the runs of `bench.py run` (ending.py and augment_files.py keep other records there)
     if not rows: raise SystemExit(f'no results in {RESULTS}: run `python bench/bench.py run` first')
     summary = summarize(rows)
     table = fmt_table(summary)

@@ -10,7 +10,11 @@ label smoothing (`--smooth`, 0.1 by default; 0 for plain cross-entropy); each mo
 from its own seed. After training, for each model: the validation accuracy of its plain predictions, of its predictions
 for the mirror images, and with test-time augmentation (TTA: the average of the two probability distributions). Then the
 ensemble: the average of all the models' TTA probabilities. One JSON record per run of the script is appended to
-bench/results/ending.jsonl (`--small` runs go to ending-small.jsonl), for lesson 13 to print.
+bench/results/ending.jsonl (`--small` runs go to ending-small.jsonl), for lesson 13 to print. Each model's TTA
+probabilities for the validation set are saved too (bench/results/ending-probs/e<epochs>-s<seed>.pt, a 10,000 x 10
+float32 tensor; ending-probs-small/ for `--small`), so that a later run can put a model trained earlier into its ensemble:
+
+    python bench/ending.py --epochs 30 --seeds 2 --with bench/results/ending-probs/e30-s1.pt
 
 On this project's 2-core CPUs the lesson ResNet with `--nfs 8,16,32,64,256,512` takes 60-85 s per epoch with augmentation
 (bench/results/resnet-20ep-nfs512-aug.jsonl: 20 epochs in 1187 s on an Intel Xeon VM; results/ending.jsonl: 27-29 minutes
@@ -19,7 +23,7 @@ In 20 epochs no single model has reached 0.945 with TTA (0.9434, 0.9439, 0.9435)
 `--epochs 30` (30-45 minutes a model) is the next thing to try for one model.
 """
 from __future__ import annotations
-import argparse, json, subprocess, sys, time
+import argparse, json, os, subprocess, sys, time
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--small', action='store_true', help='the 10%% subset of Fashion-MNIST: a quick check, not a result')
     p.add_argument('--out', type=Path, default=None, help='the JSON-lines file to append to (default: bench/results/ending[-small].jsonl)')
+    p.add_argument('--with', dest='with_', default='', help="TTA probabilities saved by earlier runs (comma-separated .pt files) to add to the ensemble")
+    p.add_argument('--probs-dir', type=Path, default=None, help="where each model's TTA probabilities are saved (default: bench/results/ending-probs[-small])")
     a = p.parse_args(argv)
     try: a.seeds = [int(s) for s in a.seeds.split(',')]
     except ValueError: p.error(f'--seeds {a.seeds!r}: give whole numbers separated by commas, e.g. 1,2')
@@ -45,6 +51,10 @@ def parse_args(argv=None):
     except ValueError: p.error(f'--nfs {a.nfs!r}: give channel counts separated by commas, e.g. 8,16,32,64,256,512')
     if a.epochs < 1: p.error(f'--epochs must be 1 or more, got {a.epochs}')
     if a.out is None: a.out = HERE/'results'/('ending-small.jsonl' if a.small else 'ending.jsonl')
+    if a.probs_dir is None: a.probs_dir = HERE/'results'/('ending-probs-small' if a.small else 'ending-probs')
+    a.with_ = [Path(f) for f in a.with_.split(',') if f]
+    missing = [str(f) for f in a.with_ if not f.is_file()]
+    if missing: p.error(f'--with: no such file {missing[0]}; give .pt files that an earlier run saved in {a.probs_dir}')
     return a
 
 
@@ -80,11 +90,19 @@ def main(argv=None):
     mean, std = xt.mean(), xt.std()
     for x in (xt, xv): x.sub_(mean).div_(std)  # normalised in memory, as in lesson 13
     models, all_probs = [], []
+    for f in a.with_:
+        probs = torch.load(f)
+        if probs.shape != (len(xv), 10): sys.exit(f'ending.py: {f} holds probabilities of shape {tuple(probs.shape)}; expected ({len(xv)}, 10) for this validation set')
+        all_probs.append(probs)
     for seed in a.seeds:
         rec, probs, targs = train_one(a, dls, seed)
+        f = a.probs_dir/f'e{a.epochs}-s{seed}.pt'
+        f.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(probs, f)
+        rec['probs'] = os.path.relpath(f, HERE.parent)
         models.append(rec); all_probs.append(probs)
     res = dict(epochs=a.epochs, nfs=list(a.nfs), lr=a.lr, bs=a.bs, erase=a.erase, smooth=a.smooth, small=a.small, threads=a.threads,
-               n_train=len(xt), n_valid=len(xv), models=models, torch=torch.__version__)
+               n_train=len(xt), n_valid=len(xv), models=models, ensemble_with=[os.path.relpath(f, HERE.parent) for f in a.with_], torch=torch.__version__)
     if len(all_probs) > 1:
         res['ensemble_tta_accuracy'] = (sum(all_probs).argmax(1) == targs).float().mean().item()
     res['total_s'] = round(time.perf_counter() - t0, 1)

@@ -2,14 +2,18 @@
 
     python bench/profile_step.py                       # every probe, then the profile of the compiled step
     python bench/profile_step.py --probes eager,compile --steps 30
+    python bench/profile_step.py --probes eager,bf16,channels_last+bf16,compile,compile+bf16 --profile-probe channels_last+bf16
 
 A probe is one way of running the training step of the lesson ResNet (lesson 12's `get_resnet`, batches of 256
-Fashion-MNIST-sized images, cross-entropy, AdamW): its median milliseconds per step over `--steps` steps after
+Fashion-MNIST-sized images, cross-entropy, AdamW; `bf16`: the forward pass under bf16 autocast, lesson 14's mixed
+precision): its median milliseconds per step over `--steps` steps after
 warm-up steps (compiling included in the warm-up, reported apart). The probes run one after another in this one
 process, which is fair enough for a first look at differences of 10% or more; the benchmark (`bench.py run`) decides.
-The profile (torch.profiler, self CPU time of each operator) groups the compiled step's time by kind of work:
+The profile (torch.profiler, self CPU time of each operator) groups one probe's step time (`--profile-probe`, by
+default the compiled step) by kind of work:
 convolutions (oneDNN, which Inductor calls rather than generates), Inductor's fused kernels (the compiled graphs' own
-time: BatchNorm, activations, additions and their backward), the optimizer, the loss, and the rest. Run it on a quiet machine (under the CPU lock when others share it).
+time: BatchNorm, activations, additions and their backward), BatchNorm and activations of an eager step, the optimizer,
+the loss, and the rest. Run it on a quiet machine (under the CPU lock when others share it).
 """
 import argparse, json, statistics, sys, time
 from collections import defaultdict
@@ -17,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PROBES = ('eager', 'compile', 'compile+channels_last', 'compile+opt', 'compile bs512')
+PROBES = ('eager', 'compile', 'compile+channels_last', 'compile+opt', 'compile bs512',
+          'bf16', 'channels_last+bf16', 'compile+bf16', 'compile+channels_last+bf16')
 
 
 def make_step(probe, torch, nn, F, bs):
@@ -31,7 +36,8 @@ def make_step(probe, torch, nn, F, bs):
     fwd = torch.compile(model, dynamic=False) if 'compile' in probe else model
     opt_step = torch.compile(opt.step) if '+opt' in probe else opt.step
     def step():
-        loss = F.cross_entropy(fwd(x), y)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled='bf16' in probe): out = fwd(x)  # bf16: mixed precision (lesson 14)
+        loss = F.cross_entropy(out.float(), y)
         loss.backward()
         opt_step()
         opt.zero_grad()
@@ -58,12 +64,14 @@ def kind(name):
     if 'adam' in n or 'optimizer' in n or 'foreach' in n: return 'optimizer'
     if 'cross_entropy' in n or 'nll' in n or 'log_softmax' in n: return 'loss'
     if n.startswith('aten::mm') or n.startswith('aten::addmm'): return 'matrix products (linear layer)'
+    if 'batch_norm' in n: return 'BatchNorm (eager)'  # in a compiled step BatchNorm is inside the fused kernels
+    if 'relu' in n: return 'activations (eager)'
     return 'other'
 
 
-def profile(torch, nn, F, steps=10):
-    "Self CPU time of the compiled step's operations over `steps` steps, by kind and the top ten"
-    step = make_step('compile', torch, nn, F, 256)
+def profile(torch, nn, F, steps=10, probe='compile'):
+    "Self CPU time of the operations of `probe`'s step over `steps` steps, by kind and the top ten"
+    step = make_step(probe, torch, nn, F, 256)
     for _ in range(3): step()
     from torch.profiler import ProfilerActivity, profile as tprofile
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
@@ -84,6 +92,7 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=20, help='timed steps per probe')
     ap.add_argument('--warm', type=int, default=3, help='untimed steps first (compiling happens there)')
     ap.add_argument('--no-profile', action='store_true')
+    ap.add_argument('--profile-probe', default='compile', help='the probe whose step is profiled (default: compile)')
     ap.add_argument('--json', type=Path, help='also write the results here')
     a = ap.parse_args(argv)
     import torch, torch.nn as nn, torch.nn.functional as F
@@ -95,8 +104,9 @@ def main(argv=None):
         print(f"{p:24} batch {r['bs']:3}: {r['ms_per_step']:7.1f} ms a step, {r['us_per_image']:6.0f} us an image "
               f"(warm-up {r['warmup_s']:.0f} s)", flush=True)
     if not a.no_profile:
-        res['profile'] = pr = profile(torch, nn, F)
-        print(f"\ncompiled step, profiled: {pr['ms_per_step']:.0f} ms of operations a step")
+        res['profile'] = pr = profile(torch, nn, F, probe=a.profile_probe)
+        pr['probe'] = a.profile_probe
+        print(f"\n{a.profile_probe} step, profiled: {pr['ms_per_step']:.0f} ms of operations a step")
         for k, v in pr['by_kind'].items(): print(f'  {k:34} {v:6.1%}')
         print('  the ten largest (share, calls a step):')
         for name, share, n in pr['top']: print(f'    {share:6.1%} {n:4}x  {name}')

@@ -17,9 +17,10 @@ plus validation pass). Runners:
   loaded by the next; `cache_s` and `cache_status` in the JSON, outside the timed epochs), `to_dls` (`--workers`
   processes, default 0). The training files are put in their index order, so the batches are those of `miniai`;
 - `files-nocache`: `files` without `cache_items`: every PNG decoded and transformed every epoch;
-- `miniai-fast`: the `miniai` runner on the fast path of lesson 14 (`--fast`, default per model in `FAST`): `ChannelsLastCB`,
-  `CompileCB` and AdamW with `fused=True`. With `CompileCB` the graphs are compiled first, on a copy of the model over one
-  batch of each size the fit will see (`warmup_s` in the JSON), so the epoch times are those of compiled code;
+- `miniai-fast`: the `miniai` runner on the fast path of lesson 14 (`--fast`, default per model and machine from
+  `fast_default`): `ChannelsLastCB`, `CompileCB`, `MixedPrecision` (bf16 autocast on a CPU) and AdamW with `fused=True`.
+  With `CompileCB` the graphs are compiled first, on a copy of the model over one batch of each size the fit will see
+  (`warmup_s` in the JSON), so the epoch times are those of compiled code;
 - `fastai`, `lightning`: peers, run by `bench/peers.py` in their own virtual environments.
 
 Every runner also records the floating-point work of one training step (`torch.utils.flop_counter.FlopCounterMode`,
@@ -36,7 +37,22 @@ MAX_LR = dict(cnn=4e-3, resnet=1e-2, linear=1e-2, vgg=4e-3)
 # activations fuse into few passes), not on the small CNN, where channels-last does more; for the speedrun's network
 # (vgg) the speedrun's own choice, all three (compiling shortened its 4-epoch run by 14 s, cold compile included)
 FAST = dict(cnn='channels_last,fused', resnet='compile,fused', linear='fused', vgg='channels_last,compile,fused')
-FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision (for GPUs: on this CPU bf16 is slower)
+# On a CPU with bf16 instructions, the ResNet's convolutions run faster in bf16 (oneDNN's AVX-512 BF16 kernels): there
+# mixed precision with channels-last was fastest, and compiling on top of it gained nothing (2026-12-07, AMD EPYC VM).
+# The small CNN's layers are too small for bf16 to pay (lesson 14: 1.1-1.15x slower), so its default stays float32.
+FAST_BF16 = dict(FAST, resnet='channels_last,fused,amp')
+FAST_OPTS = ('channels_last', 'compile', 'fused', 'amp')  # amp: MixedPrecision (bf16 autocast on a CPU, fp16 on CUDA)
+
+
+def cpu_bf16():
+    "The bf16 instructions of this CPU as /proc/cpuinfo lists them (AVX-512 BF16, AMX): a sorted list, empty where none"
+    info = Path('/proc/cpuinfo')
+    return sorted({'avx512_bf16', 'amx_bf16'} & set(info.read_text().split())) if info.exists() else []
+
+
+def fast_default(model, device='cpu'):
+    "The `miniai-fast` configuration for `model` on `device`: `FAST_BF16` on a CPU with bf16 instructions, else `FAST`"
+    return (FAST_BF16 if device == 'cpu' and cpu_bf16() else FAST)[model]
 
 
 def parse_args(argv=None):
@@ -60,7 +76,7 @@ def parse_args(argv=None):
     p.add_argument('--smooth', type=float, default=0., help="label smoothing of the loss (miniai runners)")
     p.add_argument('--wd', type=float, default=0.01, help="AdamW's weight decay (0.01: torch's default)")
     p.add_argument('--workers', type=int, default=0, help="files runners only: `to_dls`'s num_workers (processes that read the images)")
-    p.add_argument('--fast', default=None, help=f"miniai-fast only: comma-separated, from {','.join(FAST_OPTS)} (default per model: {FAST})")
+    p.add_argument('--fast', default=None, help=f"miniai-fast only: comma-separated, from {','.join(FAST_OPTS)} (default per model: {FAST}; on a CPU with bf16 instructions {FAST_BF16})")
     p.add_argument('--json', type=Path, default=None, help='also write the JSON line to this file')
     p.add_argument('--progress', choices=['plot', 'bar', 'none'], default='plot',
                    help="miniai's ProgressCB: with its loss plot (default, as a user would), without it, or no ProgressCB")
@@ -75,7 +91,7 @@ def parse_args(argv=None):
     if a.workers and not a.runner.startswith('files'): p.error('--workers: only with the files runners')
     if a.workers < 0: p.error(f'--workers must be 0 or more, got {a.workers}')
     if a.fast and a.runner != 'miniai-fast': p.error('--fast: only with the miniai-fast runner')
-    a.fast = (a.fast or FAST[a.model]).split(',') if a.runner == 'miniai-fast' else []
+    a.fast = (a.fast or fast_default(a.model, a.device)).split(',') if a.runner == 'miniai-fast' else []
     bad = [o for o in a.fast if o not in FAST_OPTS]
     if bad: p.error(f'--fast {",".join(a.fast)}: unknown {bad[0]!r}; choose from {",".join(FAST_OPTS)}')
     return a
@@ -330,12 +346,12 @@ def new_result(a, model):
     import torch
     runner = (a.runner if a.progress == 'plot' else f'{a.runner}-{a.progress}') + (f'-w{a.workers}' if getattr(a, 'workers', 0) else '')
     fast = getattr(a, 'fast', [])
-    if fast and fast != FAST[a.model].split(','): runner += '-' + '+'.join(fast)  # a configuration other than the default
+    if fast and fast != fast_default(a.model, str(getattr(a, 'device', 'cpu'))).split(','): runner += '-' + '+'.join(fast)  # a configuration other than the default
     return dict(runner=runner, model=a.model, epochs=[], bs=a.bs,
                 lr=a.lr, seed=a.seed, threads=a.threads, small=a.small, aug=a.aug, erase=a.erase, nfs=a.nfs,
                 widths=a.widths if a.model == 'vgg' else None, smooth=getattr(a, 'smooth', 0.), wd=getattr(a, 'wd', 0.01),
                 workers=getattr(a, 'workers', 0), fast=getattr(a, 'fast', []), device=str(getattr(a, 'device', 'cpu')),
-                n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__)
+                n_params=sum(p.numel() for p in model.parameters()), torch=torch.__version__, cpu_bf16=cpu_bf16())
 
 
 def finish_result(a, res, fit, t_start):

@@ -16,7 +16,9 @@ The recipe, all of it in this file, in plain PyTorch on miniai's data:
 - model: conv-BatchNorm-ReLU blocks, max pooling after each stage, global max pool, a linear head; widths `--widths`
   (`--net resnet`: lesson 12's ResNet instead, trained the same way); channels-last layout (lesson 14: the faster layout for convolutions on this CPU);
 - training: through `torch.compile` (`--no-compile`: eagerly), AdamW with `fused=True`, torch's `OneCycleLR`, label
-  smoothing, random horizontal flips of half of each batch, batch size `--bs`, `--epochs` epochs;
+  smoothing, random horizontal flips of half of each batch, batch size `--bs`, `--epochs` epochs; `--bf16`: the forward
+  pass under bf16 autocast (lesson 14's mixed precision; it pays on CPUs with bf16 instructions, `avx512_bf16` or
+  `amx_bf16` in /proc/cpuinfo), the weights, the optimizer and the evaluation in float32;
 - evaluation: test-time augmentation, the average of the predicted probabilities for each image and its mirror image.
 """
 from __future__ import annotations
@@ -80,7 +82,8 @@ def run(a):
             xb, yb = xt[b], yt[b]
             flip = torch.rand(bs) < 0.5
             xb[flip] = xb[flip].flip(-1)
-            loss = F.cross_entropy(fwd(xb), yb, label_smoothing=a.smooth)
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=a.bf16): out = fwd(xb)
+            loss = F.cross_entropy(out.float(), yb, label_smoothing=a.smooth)
             loss.backward()
             opt.step(); opt.zero_grad(set_to_none=True); sched.step()
     t_eval = time.perf_counter()
@@ -98,7 +101,7 @@ def run(a):
                 time_s=time.perf_counter() - T0, train_s=t_eval - t_train, setup_s=t_train - T0,
                 inductor_cache=cache,
                 recipe=dict(net=a.net, widths=a.widths, epochs=a.epochs, bs=a.bs, lr=a.lr, wd=a.wd, smooth=a.smooth, warmup=a.warmup,
-                            compile=a.compile),
+                            compile=a.compile, bf16=a.bf16),
                 n_params=sum(p.numel() for p in m.parameters()), torch=torch.__version__, threads=a.threads, cpu=cpu_name())
 
 
@@ -118,6 +121,7 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=float, default=0.25, help="OneCycleLR's pct_start")
     p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=True,
                    help='train through torch.compile (evaluation runs the eager module); --no-compile: eagerly')
+    p.add_argument('--bf16', action='store_true', help='the forward pass under bf16 autocast (mixed precision, lesson 14)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--small', action='store_true', help="the 10% subset of Fashion-MNIST (a quick check, not a speedrun)")
     p.add_argument('--out', type=Path, default=OUT)

@@ -113,8 +113,38 @@ def test_profile_step_times_a_probe_and_sorts_operators_by_kind(tmp_path):
     r = json.loads(out.read_text())['probes'][0]
     assert r['probe'] == 'eager' and r['bs'] == 256 and r['ms_per_step'] > 0 and r['us_per_image'] == pytest.approx(r['ms_per_step'] * 1000 / 256)
     kinds = {n: profile_step.kind(n) for n in ('aten::convolution_backward', 'aten::mkldnn_convolution', 'aten::_fused_adamw_',
-                                               'aten::nll_loss_forward', 'aten::addmm', 'aten::copy_', '## Call CompiledFxGraph fzuxv')}
+                                               'aten::nll_loss_forward', 'aten::addmm', 'aten::copy_', '## Call CompiledFxGraph fzuxv',
+                                               'aten::native_batch_norm_backward', 'aten::leaky_relu')}
     assert kinds == {'aten::convolution_backward': 'convolutions (oneDNN)', 'aten::mkldnn_convolution': 'convolutions (oneDNN)',
                      'aten::_fused_adamw_': 'optimizer', 'aten::nll_loss_forward': 'loss',
                      'aten::addmm': 'matrix products (linear layer)', 'aten::copy_': 'other',
-                     '## Call CompiledFxGraph fzuxv': "Inductor's fused kernels"}
+                     '## Call CompiledFxGraph fzuxv': "Inductor's fused kernels",
+                     'aten::native_batch_norm_backward': 'BatchNorm (eager)', 'aten::leaky_relu': 'activations (eager)'}
+
+
+def test_ending_saves_probabilities_and_ensembles_with_them(tmp_path):
+    "bench/ending.py (lesson 13's ending) on the 10% subset: each model's TTA probabilities saved, and a later run's ensemble takes them in"
+    args = ['--epochs', '1', '--nfs', '8,16,32,64,128,256', '--out', str(tmp_path/'e.jsonl'), '--probs-dir', str(tmp_path)]
+    first = run_bench(None, *args, '--seeds', '1', script='ending.py')
+    assert [m['seed'] for m in first['models']] == [1] and 'ensemble_tta_accuracy' not in first  # one model: no ensemble
+    saved = tmp_path/'e1-s1.pt'
+    assert first['models'][0]['probs'].endswith('e1-s1.pt') and saved.is_file()
+    second = run_bench(None, *args, '--seeds', '2', '--with', str(saved), script='ending.py')
+    assert second['ensemble_with'] and 0.3 < second['ensemble_tta_accuracy'] <= 1
+    import torch
+    probs = torch.load(saved)
+    assert probs.shape == (first['n_valid'], 10) and torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, str(ROOT/'bench'/'ending.py'), '--small', '--with', str(tmp_path/'none.pt')], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and 'no such file' in r.stderr and 'none.pt' in r.stderr, r.stderr
+
+
+def test_fast_default_follows_the_cpu():
+    "bench/run.py's miniai-fast default for the ResNet: bf16 with channels-last on a CPU with bf16 instructions, compiled float32 elsewhere"
+    sys.path.insert(0, str(ROOT/'bench'))
+    import run
+    assert run.fast_default('resnet', 'cuda') == run.FAST['resnet'] == 'compile,fused'
+    assert run.fast_default('cnn') == run.FAST['cnn']  # the small CNN: float32 everywhere
+    expect = 'channels_last,fused,amp' if run.cpu_bf16() else 'compile,fused'
+    assert run.fast_default('resnet') == expect and run.parse_args(['miniai-fast', '--model', 'resnet']).fast == expect.split(',')
