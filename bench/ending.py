@@ -19,8 +19,9 @@ float32 tensor; ending-probs-small/ for `--small`), so that a later run can put 
 On this project's 2-core CPUs the lesson ResNet with `--nfs 8,16,32,64,256,512` takes 60-85 s per epoch with augmentation
 (bench/results/resnet-20ep-nfs512-aug.jsonl: 20 epochs in 1187 s on an Intel Xeon VM; results/ending.jsonl: 27-29 minutes
 a model on an AMD EPYC VM), so the default run takes 40-60 minutes in all; hold the CPU lock for all of it.
-In 20 epochs no single model has reached 0.945 with TTA (0.9434, 0.9439, 0.9435); the ensemble did (0.9464).
-`--epochs 30` (30-45 minutes a model) is the next thing to try for one model.
+In 20 epochs no single model reached 0.945 with TTA (0.9434, 0.9439, 0.9435); their ensemble did (0.9464). In 30 epochs
+one model did: seed 1, 0.9461 plain and 0.9470 with TTA, in 38.7 minutes on the AMD EPYC VM (`--epochs 30 --seeds 1`;
+a second such model, `--epochs 30 --seeds 2 --with bench/results/ending-probs/e30-s1.pt`, would make a 30-epoch ensemble).
 """
 from __future__ import annotations
 import argparse, json, os, subprocess, sys, time
