@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE/'results'/'augment-files.jsonl'
+RUNS = ('none', 'item', 'shift')  # the training transforms `dls_for` knows
 
 
 def dls_for(aug, small, bs):
@@ -37,7 +38,6 @@ def dls_for(aug, small, bs):
     from miniai.warps import PilRandomCrop, PilRandomFlip, RandomResizedCrop
     plain = [make_grey, to_byte_tensor, to_float_tensor]
     extra = dict(none=[], item=[PilRandomFlip(), RandomResizedCrop(28, scale=(0.6, 1.))], shift=[PilRandomFlip(), PilRandomCrop(1)])
-    if aug not in extra: raise ValueError(f'augment_files: aug={aug!r}; choose from {", ".join(extra)}')
     train = plain + extra[aug]
     il = ImageList.from_files(write_fmnist_pngs(small=small), tfms=train)
     sd = SplitData.split_by_func(il, partial(grandparent_splitter, valid_name='val'), valid_tfms=plain)
@@ -113,9 +113,10 @@ def main(argv=None):
     p.add_argument('--plot', metavar='PNG', help='draw the stored runs instead of training')
     a = p.parse_args(argv)
     if a.plot: return plot(a.plot, a.out)
-    for aug in a.runs.split(','):
-        if aug not in ('none', 'item', 'shift'): sys.exit(f'augment_files.py: unknown run {aug!r}; use none, item or shift')
-        run(aug, a)
+    runs = a.runs.split(',')
+    bad = [r for r in runs if r not in RUNS]
+    if bad: sys.exit(f'augment_files.py: unknown run {bad[0]!r}; use one of {", ".join(RUNS)}')  # before hours of training
+    for aug in runs: run(aug, a)
 
 
 if __name__ == '__main__': main()
