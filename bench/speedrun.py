@@ -94,8 +94,9 @@ def run(a):
         cache = 'warm' if hit and not miss else 'cold' if miss and not hit else f'{hit} graphs found, {miss} compiled'
     m.eval()
     with torch.no_grad():
-        probs = torch.cat([m(xv[i:i+1000]).softmax(1) + m(xv[i:i+1000].flip(-1)).softmax(1) for i in range(0, len(xv), 1000)])
-        plain = torch.cat([m(xv[i:i+1000]) for i in range(0, len(xv), 1000)])
+        views = [(m(xv[i:i+1000]), m(xv[i:i+1000].flip(-1))) for i in range(0, len(xv), 1000)]  # each image and its mirror
+        plain = torch.cat([o for o, _ in views])
+        probs = torch.cat([o.softmax(1) + f.softmax(1) for o, f in views])
     acc = (probs.argmax(1) == yv).float().mean().item()
     return dict(seed=a.seed, small=a.small, accuracy=acc, accuracy_no_tta=(plain.argmax(1) == yv).float().mean().item(),
                 time_s=time.perf_counter() - T0, train_s=t_eval - t_train, setup_s=t_train - T0,
