@@ -8,6 +8,16 @@ on-disk cache warm (seed 0 with an empty cache: 257 s). The probes that led to i
 then batch 256, then compiled; then 3 epochs, which missed: at batch 128 a median of 0.9296 over five seeds in about 200 s)
 are kept in results/speedrun.json; lesson 14c tells the story.
 
+On a CPU with bf16 instructions (`avx512_bf16` or `amx_bf16` in /proc/cpuinfo) two faster recipes, measured 2026-12-07/08
+on a 2-core AMD EPYC VM (where the float32 recipe above takes a median 278 s), five seeds each, kept in
+results/speedrun-bf16.json:
+
+    python bench/speedrun.py --seeds 0,1,2,3,4 --bf16 --no-compile --widths 16,64,128            # median 0.9320 in 138 s
+    python bench/speedrun.py --seeds 0,1,2,3,4 --bf16 --no-compile --widths 16,48,96 --bs 128    # median 0.9320 in 117 s
+
+A first stage of 16 channels instead of 24 costs a bf16 step far less than its share of the work suggests (lesson 14c
+times it); without bf16 instructions the bf16 convolutions are slow, so the float32 recipe stays the default.
+
 Each seed is a fresh process: `wall_from_launch_s` is the wall time from launching it to its final accuracy, Python's
 start and the imports included (the figure reported); `time_s`, counted from this file's first line, is about 1 s less.
 The recipe, all of it in this file, in plain PyTorch on miniai's data:
